@@ -8,6 +8,7 @@ import (
 	"github.com/ethereum/go-ethereum/core"
 	"github.com/ethereum/go-ethereum/core/rawdb"
 	"github.com/ethereum/go-ethereum/eth"
+	"github.com/ethereum/go-ethereum/eth/catalyst"
 	"github.com/ethereum/go-ethereum/eth/ethconfig"
 	"github.com/ethereum/go-ethereum/eth/filters"
 	"github.com/ethereum/go-ethereum/eth/tracers"
@@ -53,6 +54,10 @@ type executionConfig struct {
 	scheme  StateScheme
 	genesis *core.Genesis
 	logger  *slog.Logger
+	// jwtSecretPath, when set, serves the Engine API on authPort (0: any free port)
+	// behind that JWT secret, as a consensus client expects.
+	jwtSecretPath string
+	authPort      int
 }
 
 // executionClient is a started op-geth node with its eth service.
@@ -84,6 +89,12 @@ func startExecutionClient(cfg executionConfig) (*executionClient, error) {
 		HTTPTimeouts:     rpc.DefaultHTTPTimeouts,
 		P2P:              p2p.Config{NoDiscovery: true, MaxPeers: 0, ListenAddr: ""},
 	}
+	if cfg.jwtSecretPath != "" {
+		nodeCfg.AuthAddr = cfg.host
+		nodeCfg.AuthPort = cfg.authPort
+		nodeCfg.AuthVirtualHosts = []string{"*"}
+		nodeCfg.JWTSecret = cfg.jwtSecretPath
+	}
 	stack, err := node.New(&nodeCfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: create node: %w", cfg.name, err)
@@ -111,6 +122,12 @@ func startExecutionClient(cfg executionConfig) (*executionClient, error) {
 		return nil, fmt.Errorf("%s: create eth service: %w", cfg.name, err)
 	}
 	stack.RegisterAPIs(tracers.APIs(backend.APIBackend))
+	if cfg.jwtSecretPath != "" {
+		if err := catalyst.Register(stack, backend); err != nil {
+			stack.Close()
+			return nil, fmt.Errorf("%s: register engine API: %w", cfg.name, err)
+		}
+	}
 	filterSystem := filters.NewFilterSystem(backend.APIBackend, filters.Config{})
 	stack.RegisterAPIs([]rpc.API{{Namespace: "eth", Service: filters.NewFilterAPI(filterSystem)}})
 	if err := stack.Start(); err != nil {
@@ -125,6 +142,9 @@ func (c *executionClient) HTTPEndpoint() string { return c.stack.HTTPEndpoint() 
 
 // WSEndpoint is the JSON-RPC URL over websocket.
 func (c *executionClient) WSEndpoint() string { return c.stack.WSEndpoint() }
+
+// AuthEndpoint is the Engine API URL over HTTP.
+func (c *executionClient) AuthEndpoint() string { return c.stack.HTTPAuthEndpoint() }
 
 func (c *executionClient) close() error {
 	if err := c.stack.Close(); err != nil {

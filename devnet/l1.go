@@ -193,6 +193,28 @@ func (l *L1) Mine() (*types.Header, error) {
 	return head, nil
 }
 
+// MineWithGap seals an empty block whose timestamp is gap (whole seconds) after its
+// parent's, ahead of the wall clock if need be, so tests can run an L1 timeline faster
+// than real time. Pending transactions are an error: they belong in a Mine block.
+func (l *L1) MineWithGap(gap time.Duration) (*types.Header, error) {
+	l.sealMu.Lock()
+	defer l.sealMu.Unlock()
+	select {
+	case <-l.stop:
+		return nil, errors.New("dev L1 is closed")
+	default:
+	}
+	before := l.Head()
+	if err := l.beacon.AdjustTime(gap); err != nil {
+		return nil, fmt.Errorf("seal dev L1 block %s after %d: %w", gap, before.Number, err)
+	}
+	head := l.Head()
+	if head.Hash() == before.Hash() {
+		return nil, fmt.Errorf("dev L1 did not seal a block on top of %d", before.Number)
+	}
+	return head, nil
+}
+
 // MineUntil seals blocks until the head number reaches n.
 func (l *L1) MineUntil(ctx context.Context, n uint64) error {
 	for l.Head().Number.Uint64() < n {
