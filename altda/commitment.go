@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"golang.org/x/crypto/sha3"
@@ -101,6 +102,9 @@ func (c Commitment) Type() CommitmentType { return CommitmentType(c[0]) }
 
 // String is the 0x-hex form used in URLs and logs.
 func (c Commitment) String() string { return "0x" + hex.EncodeToString(c) }
+
+// LogValue logs the hex form.
+func (c Commitment) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // TxData is the L1 calldata of a batcher transaction carrying this commitment:
 // derivation version 1 followed by the commitment.

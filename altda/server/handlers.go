@@ -296,12 +296,23 @@ func (s *Server) fetch(ctx context.Context, comm altda.Commitment) ([]byte, erro
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter) {
-	rep := s.health.Load()
+	// Stores come from the last probe; the breaker is read live, since writes move it
+	// between probes.
+	rep := *s.health.Load()
+	if st := s.breaker.State(); st != breaker.Closed {
+		rep.Breaker, rep.Status = st.String(), "unavailable"
+		rep.RetryAfter = retrySeconds(s.breaker.RetryAfter())
+	} else if rep.Breaker != breaker.Closed.String() {
+		rep.Breaker, rep.RetryAfter = st.String(), 0
+		if rep.Status == "unavailable" && len(rep.Stores) > 0 && rep.Stores[0].Healthy {
+			rep.Status = "ok"
+		}
+	}
 	code := http.StatusOK
 	if rep.Status == "unavailable" {
 		code = http.StatusServiceUnavailable
 	}
-	writeJSON(w, code, rep)
+	writeJSON(w, code, &rep)
 }
 
 type faultsDoc struct {
