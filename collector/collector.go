@@ -1,0 +1,463 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"sync"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core/stateless"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/params"
+	"github.com/ethereum/go-ethereum/rlp"
+	"github.com/ethereum/go-ethereum/rpc"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/opkit/opkit/collector/replay"
+	"github.com/opkit/opkit/collector/store"
+)
+
+// DefaultWindow is one week of 2-second blocks.
+const DefaultWindow = 302400
+
+// Config configures a Collector.
+type Config struct {
+	// L2 is the execution client's JSON-RPC URL (HTTP or websocket).
+	L2 string
+	// DataDir holds the store.
+	DataDir string
+	// Window is how many blocks to retain; default DefaultWindow.
+	Window uint64
+	// PollInterval is how often Run looks for a new head; default 500ms.
+	PollInterval time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the collector's metrics; nil keeps them unregistered.
+	Registerer prometheus.Registerer
+}
+
+// ErrHalted is returned by Sync and Run once a block failed its check: collection never
+// skips a block it could not verify.
+var ErrHalted = errors.New("collection halted")
+
+// Collector follows the execution client and keeps the store. Sync and Run are for one
+// goroutine; the getter API and Status may be used from any.
+type Collector struct {
+	cfg     Config
+	log     *slog.Logger
+	store   *store.Store
+	client  *rpc.Client
+	chain   *params.ChainConfig
+	metrics *metrics
+
+	mu     sync.Mutex
+	head   uint64
+	reorgs uint64
+	halted error
+}
+
+// New opens the store and connects to the execution client.
+func New(ctx context.Context, cfg Config) (*Collector, error) {
+	if cfg.Window == 0 {
+		cfg.Window = DefaultWindow
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 500 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.NewRegistry()
+	}
+	client, err := rpc.DialContext(ctx, cfg.L2)
+	if err != nil {
+		return nil, fmt.Errorf("dial execution client %s: %w", cfg.L2, err)
+	}
+	var chain params.ChainConfig
+	if err := client.CallContext(ctx, &chain, "debug_chainConfig"); err != nil {
+		client.Close()
+		return nil, fmt.Errorf("read chain config from %s (debug_chainConfig): %w", cfg.L2, err)
+	}
+	st, err := store.Open(cfg.DataDir)
+	if err != nil {
+		client.Close()
+		return nil, err
+	}
+	c := &Collector{cfg: cfg, log: cfg.Logger, store: st, client: client, chain: &chain, metrics: newMetrics(cfg.Registerer)}
+	if err := c.refreshGauges(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Close releases the execution client connection and flushes the store.
+func (c *Collector) Close() error {
+	c.client.Close()
+	return c.store.Close()
+}
+
+// Store is the collector's preimage store.
+func (c *Collector) Store() *store.Store { return c.store }
+
+// ChainConfig is the execution client's chain configuration.
+func (c *Collector) ChainConfig() *params.ChainConfig { return c.chain }
+
+// Run collects new blocks as they appear until ctx ends or a block fails its check.
+// Transient failures (the execution client unreachable) are logged and retried.
+func (c *Collector) Run(ctx context.Context) error {
+	ticker := time.NewTicker(c.cfg.PollInterval)
+	defer ticker.Stop()
+	for {
+		if err := c.Sync(ctx); err != nil {
+			if errors.Is(err, ErrHalted) || ctx.Err() != nil {
+				return err
+			}
+			c.metrics.errors.Inc()
+			c.log.Warn("collection attempt failed, retrying", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+		}
+	}
+}
+
+// errReorg means the chain changed under a collection pass; the pass starts over.
+var errReorg = errors.New("execution client chain changed during collection")
+
+// Sync collects every block up to the execution client's current head.
+func (c *Collector) Sync(ctx context.Context) error {
+	c.mu.Lock()
+	halted := c.halted
+	c.mu.Unlock()
+	if halted != nil {
+		return halted
+	}
+	for {
+		err := c.syncOnce(ctx)
+		if !errors.Is(err, errReorg) {
+			if errors.Is(err, ErrHalted) {
+				c.mu.Lock()
+				c.halted = err
+				c.mu.Unlock()
+				c.metrics.halted.Set(1)
+				c.log.Error("block failed its check; collection stopped", "err", err)
+			}
+			return err
+		}
+	}
+}
+
+func (c *Collector) syncOnce(ctx context.Context) error {
+	head, err := c.header(ctx, nil)
+	if err != nil {
+		return err
+	}
+	headNum := head.Number.Uint64()
+	c.mu.Lock()
+	c.head = headNum
+	c.mu.Unlock()
+	c.metrics.head.Set(float64(headNum))
+	if err := c.dropOrphans(ctx); err != nil {
+		return err
+	}
+	_, last, ok, err := c.store.Bounds()
+	if err != nil {
+		return err
+	}
+	var next uint64
+	var parent common.Hash
+	if ok {
+		next = last + 1
+		b, err := c.store.Block(last)
+		if err != nil {
+			return err
+		}
+		parent = b.Hash
+	} else {
+		// An empty store starts as far back in the window as the client still serves.
+		lo := uint64(1)
+		if headNum+1 > c.cfg.Window {
+			lo = headNum + 1 - c.cfg.Window
+		}
+		if headNum < lo {
+			return nil
+		}
+		next, err = c.firstAvailable(ctx, lo, headNum)
+		if err != nil {
+			return err
+		}
+		if next > lo {
+			c.log.Info("starting collection inside the window: older parent states are gone from the execution client", "first", next, "window_start", lo)
+		}
+	}
+	if next <= headNum {
+		// The first block to collect has no witness any more: record the gap and go on
+		// from the oldest block that still has one.
+		if ok {
+			if _, err := c.witness(ctx, next); err != nil {
+				var rpcErr rpc.Error
+				if !errors.As(err, &rpcErr) {
+					return err
+				}
+				avail, err := c.firstAvailable(ctx, next, headNum)
+				if err != nil {
+					return err
+				}
+				if avail > next {
+					if err := c.recordGap(store.Gap{From: next, To: avail - 1}); err != nil {
+						return err
+					}
+					next, parent = avail, common.Hash{}
+				}
+			}
+		}
+	}
+	for n := next; n <= headNum; n++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		h, err := c.collect(ctx, n, parent)
+		if err != nil {
+			return err
+		}
+		parent = h
+	}
+	return nil
+}
+
+// dropOrphans drops retained blocks that are no longer on the canonical chain.
+func (c *Collector) dropOrphans(ctx context.Context) error {
+	for {
+		_, last, ok, err := c.store.Bounds()
+		if err != nil || !ok {
+			return err
+		}
+		b, err := c.store.Block(last)
+		if err != nil {
+			return err
+		}
+		h, err := c.header(ctx, new(big.Int).SetUint64(last))
+		if err != nil && !errors.Is(err, errNoBlock) {
+			return err
+		}
+		if h != nil && h.Hash() == b.Hash {
+			return nil
+		}
+		if err := c.store.RemoveBlock(last); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		c.reorgs++
+		c.mu.Unlock()
+		c.metrics.reorgs.Inc()
+		c.metrics.released.Inc()
+		c.log.Warn("dropped orphaned block", "number", last, "hash", b.Hash)
+		if err := c.refreshGauges(); err != nil {
+			return err
+		}
+	}
+}
+
+// firstAvailable finds the lowest block in [lo, hi] whose witness the execution client
+// can still produce. Availability is a suffix of the chain (a full node keeps only its
+// most recent states), so a binary search finds it.
+func (c *Collector) firstAvailable(ctx context.Context, lo, hi uint64) (uint64, error) {
+	if _, err := c.witness(ctx, hi); err != nil {
+		return 0, fmt.Errorf("execution client cannot produce a witness even for its head %d: %w", hi, err)
+	}
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		_, err := c.witness(ctx, mid)
+		var rpcErr rpc.Error
+		switch {
+		case err == nil:
+			hi = mid
+		case errors.As(err, &rpcErr):
+			lo = mid + 1
+		default:
+			return 0, err
+		}
+	}
+	return lo, nil
+}
+
+func (c *Collector) recordGap(g store.Gap) error {
+	if err := c.store.AddGap(g); err != nil {
+		return err
+	}
+	c.log.Error("blocks missed: the execution client no longer has their parent state", "from", g.From, "to", g.To, "blocks", g.To-g.From+1)
+	return c.refreshGauges()
+}
+
+var errNoBlock = errors.New("no such block")
+
+func (c *Collector) header(ctx context.Context, n *big.Int) (*types.Header, error) {
+	arg := "latest"
+	if n != nil {
+		arg = hexutil.EncodeBig(n)
+	}
+	var h *types.Header
+	if err := c.client.CallContext(ctx, &h, "eth_getBlockByNumber", arg, false); err != nil {
+		return nil, fmt.Errorf("read header %s: %w", arg, err)
+	}
+	if h == nil {
+		return nil, fmt.Errorf("header %s: %w", arg, errNoBlock)
+	}
+	return h, nil
+}
+
+func (c *Collector) witness(ctx context.Context, at any) (*stateless.ExtWitness, error) {
+	var w stateless.ExtWitness
+	arg := at
+	if n, ok := at.(uint64); ok {
+		arg = hexutil.EncodeUint64(n)
+	}
+	if err := c.client.CallContext(ctx, &w, "debug_executionWitness", arg); err != nil {
+		return nil, fmt.Errorf("execution witness of block %v: %w", at, err)
+	}
+	return &w, nil
+}
+
+// collect fetches, replays and stores block n, whose parent must be parent (unless
+// parent is zero: the first block after a gap or of an empty store).
+func (c *Collector) collect(ctx context.Context, n uint64, parent common.Hash) (common.Hash, error) {
+	start := time.Now()
+	var raw hexutil.Bytes
+	if err := c.client.CallContext(ctx, &raw, "debug_getRawBlock", hexutil.EncodeUint64(n)); err != nil {
+		return common.Hash{}, fmt.Errorf("read block %d: %w", n, err)
+	}
+	var block types.Block
+	if err := rlp.DecodeBytes(raw, &block); err != nil {
+		return common.Hash{}, fmt.Errorf("decode block %d: %w", n, err)
+	}
+	if parent != (common.Hash{}) && block.ParentHash() != parent {
+		return common.Hash{}, errReorg
+	}
+	w, err := c.witness(ctx, block.Hash().Hex())
+	if err != nil {
+		return common.Hash{}, err
+	}
+	col, err := replay.Collect(ctx, c.chain, &block, w)
+	if err != nil {
+		// A replay that fails is never transient: the block, its witness or this
+		// collector is wrong, and skipping the block would leave a silent hole.
+		return common.Hash{}, fmt.Errorf("%w: block %d (%s): %w", ErrHalted, n, block.Hash(), err)
+	}
+	rec := &store.Block{
+		Number: n, Hash: block.Hash(), ParentHash: block.ParentHash(), Root: block.Root(),
+		Headers: col.Headers, State: col.State, Codes: col.Codes, Created: col.Created,
+	}
+	if err := c.store.AddBlock(rec, col.Preimages); err != nil {
+		return common.Hash{}, err
+	}
+	c.metrics.collected.Inc()
+	c.metrics.collectSeconds.Observe(time.Since(start).Seconds())
+	if err := c.release(n); err != nil {
+		return common.Hash{}, err
+	}
+	return block.Hash(), c.refreshGauges()
+}
+
+// release drops the blocks that left the window ending at last.
+func (c *Collector) release(last uint64) error {
+	if last < c.cfg.Window {
+		return nil
+	}
+	keepFrom := last - c.cfg.Window + 1
+	for {
+		first, _, ok, err := c.store.Bounds()
+		if err != nil || !ok || first >= keepFrom {
+			return err
+		}
+		if err := c.store.RemoveBlock(first); err != nil {
+			return err
+		}
+		c.metrics.released.Inc()
+	}
+}
+
+func (c *Collector) refreshGauges() error {
+	first, last, ok, err := c.store.Bounds()
+	if err != nil {
+		return err
+	}
+	if ok {
+		c.metrics.first.Set(float64(first))
+		c.metrics.last.Set(float64(last))
+	}
+	st := c.store.Stats()
+	c.metrics.preimages.Set(float64(st.Preimages))
+	c.metrics.bytes.Set(float64(st.Bytes))
+	gaps, err := c.store.Gaps()
+	if err != nil {
+		return err
+	}
+	var missed uint64
+	for _, g := range gaps {
+		missed += g.To - g.From + 1
+	}
+	c.metrics.gapBlocks.Set(float64(missed))
+	return nil
+}
+
+// Status is what collector_status reports.
+type Status struct {
+	// First and Last bound the retained blocks; nil while the store is empty.
+	First *store.BlockID `json:"first"`
+	Last  *store.BlockID `json:"last"`
+	// Head is the execution client's head number, as last seen.
+	Head   hexutil.Uint64 `json:"head"`
+	Window hexutil.Uint64 `json:"window"`
+	// Gaps are the block ranges that could not be collected.
+	Gaps      []store.Gap    `json:"gaps"`
+	Preimages hexutil.Uint64 `json:"preimages"`
+	Bytes     hexutil.Uint64 `json:"bytes"`
+	Reorgs    hexutil.Uint64 `json:"reorgs"`
+	// Halted is set once a block failed its check.
+	Halted string `json:"halted,omitempty"`
+}
+
+// Status reports the window, the head, gaps and store counts.
+func (c *Collector) Status() (*Status, error) {
+	st := c.store.Stats()
+	c.mu.Lock()
+	s := &Status{Head: hexutil.Uint64(c.head), Window: hexutil.Uint64(c.cfg.Window), Reorgs: hexutil.Uint64(c.reorgs),
+		Preimages: hexutil.Uint64(st.Preimages), Bytes: hexutil.Uint64(st.Bytes)}
+	if c.halted != nil {
+		s.Halted = c.halted.Error()
+	}
+	c.mu.Unlock()
+	first, last, ok, err := c.store.Bounds()
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		fb, err := c.store.Block(first)
+		if err != nil {
+			return nil, err
+		}
+		lb, err := c.store.Block(last)
+		if err != nil {
+			return nil, err
+		}
+		fid, lid := fb.ID(), lb.ID()
+		s.First, s.Last = &fid, &lid
+	}
+	s.Gaps, err = c.store.Gaps()
+	if err != nil {
+		return nil, err
+	}
+	if s.Gaps == nil {
+		s.Gaps = []store.Gap{}
+	}
+	return s, nil
+}
