@@ -183,6 +183,11 @@ func (s *Driver) fail(err error) {
 // send delivers v on ch unless ctx ends or the loop has stopped.
 func send[T any](ctx context.Context, s *Driver, ch chan T, v T) error {
 	select {
+	case <-s.stopped:
+		return ErrStopped // checked first: buffered signal channels would still accept
+	default:
+	}
+	select {
 	case ch <- v:
 		return nil
 	case <-ctx.Done():

@@ -28,8 +28,14 @@ type fastDevnet struct {
 }
 
 func startFastDevnet(t *testing.T, cfg devnet.Config, speed float64) *fastDevnet {
+	return startFastDevnetAt(t, cfg, speed, time.Now())
+}
+
+// startFastDevnetAt starts the fast clock at start; a resumed datadir's chains are ahead
+// of the wall clock, so its clock must start where the chains left off.
+func startFastDevnetAt(t *testing.T, cfg devnet.Config, speed float64, start time.Time) *fastDevnet {
 	t.Helper()
-	clk := clock.Scaled(time.Now(), speed)
+	clk := clock.Scaled(start, speed)
 	cfg.Clock = clk
 	if cfg.L2BlockTime == 0 {
 		cfg.L2BlockTime = 1
