@@ -199,8 +199,9 @@ func checkDAFlags(c *cli.Context) error {
 		switch {
 		case kind != "pebble" && kind != "s3":
 			return fmt.Errorf("--secondary: %q is not pebble or s3", kind)
-		case kind == primary:
-			return fmt.Errorf("--secondary: %s is already the primary", kind)
+		case kind == "s3" && primary == "s3":
+			// One set of --s3.* flags: a secondary would be the same bucket and prefix.
+			return errors.New("--secondary: s3 is already the primary (same bucket and prefix)")
 		case seen[kind]:
 			return fmt.Errorf("--secondary: %s is listed twice", kind)
 		}
