@@ -89,24 +89,28 @@ type nopMetrics struct {
 	results []string
 }
 
-func (m *nopMetrics) RecordStep(o string) { m.mu.Lock(); m.results = append(m.results, o); m.mu.Unlock() }
+func (m *nopMetrics) RecordStep(o string) {
+	m.mu.Lock()
+	m.results = append(m.results, o)
+	m.mu.Unlock()
+}
 func (m *nopMetrics) RecordPipelineReset() {
 	m.mu.Lock()
 	m.resets++
 	m.mu.Unlock()
 }
-func (m *nopMetrics) SetSafeLagPaused(p bool) { m.mu.Lock(); m.paused = p; m.mu.Unlock() }
+func (m *nopMetrics) SetSafeLagPaused(p bool)  { m.mu.Lock(); m.paused = p; m.mu.Unlock() }
 func (m *nopMetrics) RecordUnsafePayload(bool) {}
 
 type harness struct {
-	t     *testing.T
-	d     *Driver
-	p     *derive.Scripted
-	e     *fakeEngine
-	s     *fakeSequencer
-	clk   *clock.Fake
-	m     *nopMetrics
-	ctx   context.Context
+	t   *testing.T
+	d   *Driver
+	p   *derive.Scripted
+	e   *fakeEngine
+	s   *fakeSequencer
+	clk *clock.Fake
+	m   *nopMetrics
+	ctx context.Context
 }
 
 func newHarness(t *testing.T, cfg Config, script ...error) *harness {
@@ -159,7 +163,7 @@ func (h *harness) settle() {
 // retryArmed reports whether a timer other than the hour-long sync ticker is armed.
 func (h *harness) retryArmed() bool {
 	at, ok := h.clk.NextDeadline()
-	return ok && at.Before(h.clk.Now().Add(30 * time.Minute))
+	return ok && at.Before(h.clk.Now().Add(30*time.Minute))
 }
 
 // waitTimer waits until the loop has armed a timer due d from now.
