@@ -1,0 +1,252 @@
+package altda_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	opaltda "github.com/ethereum-optimism/optimism/op-alt-da"
+)
+
+// BenchmarkDAServers runs opkit da-server (pebble, synced writes) and op-alt-da's
+// reference da-server (file store) as child processes, side by side in one run, and
+// drives both with the stock op-alt-da DAClient: 32 concurrent clients, 120000-byte
+// bodies (one full batcher frame), keccak commitments as op-batcher sends them. Rounds
+// alternate which server goes first; each round writes fresh bodies, then reads them
+// back. It reports the median throughput of each server and the ratios.
+//
+// make bench-da (OPKIT_BENCH_ROUNDS and OPKIT_BENCH_PUTS tune it).
+func BenchmarkDAServers(b *testing.B) {
+	rounds := envInt("OPKIT_BENCH_ROUNDS", 7)
+	perRound := envInt("OPKIT_BENCH_PUTS", 512)
+	const clients, size = 32, 120000
+
+	dir := b.TempDir()
+	opkitBin := filepath.Join(dir, "opkit")
+	refBin := filepath.Join(dir, "daserver")
+	build(b, filepath.Join("..", ".."), opkitBin, "./cmd/opkit")
+	build(b, ".", refBin, "github.com/ethereum-optimism/optimism/op-alt-da/cmd/daserver")
+
+	opkitURL := startProcess(b, opkitBin, regexp.MustCompile(`msg="da-server listening".* url=(http://\S+)`), "",
+		"da-server", "--port", "0", "--metrics.port", "0", "--datadir", filepath.Join(dir, "opkit-data"), "--primary", "pebble")
+	port := freePort(b)
+	fileDir := filepath.Join(dir, "ref-files")
+	if err := os.MkdirAll(fileDir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	refURL := startProcess(b, refBin, nil, "http://127.0.0.1:"+strconv.Itoa(port),
+		"--addr", "127.0.0.1", "--port", strconv.Itoa(port), "--file.path", fileDir)
+
+	targets := []struct {
+		name, url string
+		put, get  []float64
+	}{{name: "opkit", url: opkitURL}, {name: "reference", url: refURL}}
+
+	seed := 0
+	for r := 0; r < rounds; r++ {
+		order := []int{0, 1}
+		if r%2 == 1 {
+			order = []int{1, 0}
+		}
+		for _, i := range order {
+			t := &targets[i]
+			bodies := make([][]byte, perRound)
+			for j := range bodies {
+				seed++
+				bodies[j] = frame(seed, size)
+				copy(bodies[j][1:], fmt.Sprintf("body-%d", seed)) // every body distinct
+			}
+			putRate, comms := runPuts(b, t.url, bodies, clients)
+			getRate := runGets(b, t.url, comms, size, clients)
+			t.put = append(t.put, putRate)
+			t.get = append(t.get, getRate)
+		}
+	}
+	for _, t := range targets {
+		b.Logf("%-9s PUT/s %v  GET/s %v", t.name, rounded(t.put), rounded(t.get))
+	}
+	opPut, refPut := median(targets[0].put), median(targets[1].put)
+	opGet, refGet := median(targets[0].get), median(targets[1].get)
+	b.Logf("median PUT/s: opkit %.0f, reference %.0f, ratio %.2f", opPut, refPut, opPut/refPut)
+	b.Logf("median GET/s: opkit %.0f, reference %.0f, ratio %.2f", opGet, refGet, opGet/refGet)
+	b.ReportMetric(opPut, "opkit-put/s")
+	b.ReportMetric(refPut, "ref-put/s")
+	b.ReportMetric(opPut/refPut, "put-ratio")
+	b.ReportMetric(opGet, "opkit-get/s")
+	b.ReportMetric(refGet, "ref-get/s")
+	b.ReportMetric(opGet/refGet, "get-ratio")
+}
+
+func runPuts(b *testing.B, url string, bodies [][]byte, clients int) (float64, []opaltda.CommitmentData) {
+	c := opaltda.NewDAClient(url, false, true)
+	comms := make([]opaltda.CommitmentData, len(bodies))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	start := time.Now()
+	for w := 0; w < clients; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(bodies) {
+					return
+				}
+				comm, err := c.SetInput(context.Background(), bodies[i])
+				if err != nil {
+					errs <- err
+					return
+				}
+				comms[i] = comm
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	for err := range errs {
+		b.Fatalf("PUT to %s: %v", url, err)
+	}
+	return float64(len(bodies)) / elapsed.Seconds(), comms
+}
+
+func runGets(b *testing.B, url string, comms []opaltda.CommitmentData, size, clients int) float64 {
+	c := opaltda.NewDAClient(url, false, true)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	start := time.Now()
+	for w := 0; w < clients; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(comms) {
+					return
+				}
+				data, err := c.GetInput(context.Background(), comms[i])
+				if err == nil && len(data) != size {
+					err = fmt.Errorf("got %d bytes, want %d", len(data), size)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	for err := range errs {
+		b.Fatalf("GET from %s: %v", url, err)
+	}
+	return float64(len(comms)) / elapsed.Seconds()
+}
+
+func build(b *testing.B, dir, out, pkg string) {
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = dir
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("go build %s: %v\n%s", pkg, err, msg)
+	}
+}
+
+// startProcess runs bin until the benchmark ends. With a pattern, the URL is read from
+// its stderr; otherwise url is polled until it answers.
+func startProcess(b *testing.B, bin string, pattern *regexp.Regexp, url string, args ...string) string {
+	cmd := exec.Command(bin, args...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	})
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if pattern != nil {
+				if m := pattern.FindStringSubmatch(sc.Text()); m != nil {
+					select {
+					case found <- m[1]:
+					default:
+					}
+				}
+			}
+		}
+	}()
+	deadline := time.After(60 * time.Second)
+	if pattern != nil {
+		select {
+		case u := <-found:
+			return u
+		case <-deadline:
+			b.Fatalf("%s did not report its address", bin)
+		}
+	}
+	for {
+		resp, err := http.Get(url + "/get/0x00")
+		if err == nil {
+			resp.Body.Close()
+			return url
+		}
+		select {
+		case <-deadline:
+			b.Fatalf("%s not answering at %s", bin, url)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func freePort(b *testing.B) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func rounded(xs []float64) []int {
+	out := make([]int, len(xs))
+	for i, x := range xs {
+		out[i] = int(x + 0.5)
+	}
+	return out
+}
