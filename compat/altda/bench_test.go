@@ -2,6 +2,7 @@ package altda_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -39,20 +41,23 @@ func BenchmarkDAServers(b *testing.B) {
 	build(b, filepath.Join("..", ".."), opkitBin, "./cmd/opkit")
 	build(b, ".", refBin, "github.com/ethereum-optimism/optimism/op-alt-da/cmd/daserver")
 
-	opkitURL := startProcess(b, opkitBin, regexp.MustCompile(`msg="da-server listening".* url=(http://\S+)`), "",
+	opkitURL, opkitPID := startProcess(b, opkitBin, regexp.MustCompile(`msg="da-server listening".* url=(http://\S+)`), "",
 		"da-server", "--port", "0", "--metrics.port", "0", "--datadir", filepath.Join(dir, "opkit-data"), "--primary", "pebble")
 	port := freePort(b)
 	fileDir := filepath.Join(dir, "ref-files")
 	if err := os.MkdirAll(fileDir, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	refURL := startProcess(b, refBin, nil, "http://127.0.0.1:"+strconv.Itoa(port),
+	refURL, refPID := startProcess(b, refBin, nil, "http://127.0.0.1:"+strconv.Itoa(port),
 		"--addr", "127.0.0.1", "--port", strconv.Itoa(port), "--file.path", fileDir)
 
 	targets := []struct {
-		name, url string
-		put, get  []float64
-	}{{name: "opkit", url: opkitURL}, {name: "reference", url: refURL}}
+		name, url      string
+		pid            int
+		put, get       []float64
+		putCPU, getCPU time.Duration
+		puts, gets     int
+	}{{name: "opkit", url: opkitURL, pid: opkitPID}, {name: "reference", url: refURL, pid: refPID}}
 
 	seed := 0
 	for r := 0; r < rounds; r++ {
@@ -68,14 +73,22 @@ func BenchmarkDAServers(b *testing.B) {
 				bodies[j] = frame(seed, size)
 				copy(bodies[j][1:], fmt.Sprintf("body-%d", seed)) // every body distinct
 			}
+			cpu0 := processCPU(b, t.pid)
 			putRate, comms := runPuts(b, t.url, bodies, clients)
+			cpu1 := processCPU(b, t.pid)
 			getRate := runGets(b, t.url, comms, size, clients)
+			cpu2 := processCPU(b, t.pid)
+			t.putCPU += cpu1 - cpu0
+			t.getCPU += cpu2 - cpu1
+			t.puts += len(bodies)
+			t.gets += len(comms)
 			t.put = append(t.put, putRate)
 			t.get = append(t.get, getRate)
 		}
 	}
 	for _, t := range targets {
-		b.Logf("%-9s PUT/s %v  GET/s %v", t.name, rounded(t.put), rounded(t.get))
+		b.Logf("%-9s PUT/s %v  GET/s %v  server CPU per PUT %s, per GET %s", t.name, rounded(t.put), rounded(t.get),
+			t.putCPU/time.Duration(t.puts), t.getCPU/time.Duration(t.gets))
 	}
 	opPut, refPut := median(targets[0].put), median(targets[1].put)
 	opGet, refGet := median(targets[0].get), median(targets[1].get)
@@ -168,7 +181,7 @@ func build(b *testing.B, dir, out, pkg string) {
 
 // startProcess runs bin until the benchmark ends. With a pattern, the URL is read from
 // its stderr; otherwise url is polled until it answers.
-func startProcess(b *testing.B, bin string, pattern *regexp.Regexp, url string, args ...string) string {
+func startProcess(b *testing.B, bin string, pattern *regexp.Regexp, url string, args ...string) (string, int) {
 	cmd := exec.Command(bin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -199,7 +212,7 @@ func startProcess(b *testing.B, bin string, pattern *regexp.Regexp, url string, 
 	if pattern != nil {
 		select {
 		case u := <-found:
-			return u
+			return u, cmd.Process.Pid
 		case <-deadline:
 			b.Fatalf("%s did not report its address", bin)
 		}
@@ -208,7 +221,7 @@ func startProcess(b *testing.B, bin string, pattern *regexp.Regexp, url string, 
 		resp, err := http.Get(url + "/get/0x00")
 		if err == nil {
 			resp.Body.Close()
-			return url
+			return url, cmd.Process.Pid
 		}
 		select {
 		case <-deadline:
@@ -216,6 +229,19 @@ func startProcess(b *testing.B, bin string, pattern *regexp.Regexp, url string, 
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// processCPU is the user+system CPU time a process has used, from /proc.
+func processCPU(b *testing.B, pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+	fields := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
 }
 
 func freePort(b *testing.B) int {

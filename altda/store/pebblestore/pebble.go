@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/bloom"
 
 	"github.com/opkit/opkit/altda/store"
 )
@@ -24,9 +26,27 @@ func Open(dir string) (*Store, error) {
 		// Preimages are ~120 KB each: a larger memtable means fewer flushes per write.
 		MemTableSize:                64 << 20,
 		MemTableStopWritesThreshold: 4,
-		MaxConcurrentCompactions:    func() int { return 2 },
-		Logger:                      quietLogger{},
+		// Fewer, larger levels: every compaction rewrites whole preimages.
+		L0CompactionThreshold:    8,
+		L0StopWritesThreshold:    32,
+		LBaseMaxBytes:            512 << 20,
+		MaxConcurrentCompactions: func() int { return 2 },
+		// Let concurrent synced writers share one WAL sync.
+		WALMinSyncInterval: func() time.Duration { return 200 * time.Microsecond },
+		Logger:             quietLogger{},
 	}
+	opts.Levels = make([]pebble.LevelOptions, 7)
+	for i := range opts.Levels {
+		opts.Levels[i] = pebble.LevelOptions{
+			// Preimages are compressed batcher frames: compressing again only costs CPU.
+			Compression: pebble.NoCompression,
+			// Every PUT first asks whether the key exists (idempotent resends); a bloom
+			// filter answers "no" without reading data blocks.
+			FilterPolicy: bloom.FilterPolicy(10),
+			BlockSize:    32 << 10,
+		}
+	}
+	opts.EnsureDefaults()
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open pebble at %s: %w", dir, err)

@@ -1,0 +1,54 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/opkit/opkit/altda"
+	"github.com/opkit/opkit/altda/store/pebblestore"
+)
+
+// BenchmarkPut measures keccak PUTs of 120000-byte frames into a synced Pebble primary
+// over loopback HTTP from 32 concurrent clients.
+func BenchmarkPut(b *testing.B) {
+	p, err := pebblestore.Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := New(Config{Addr: "127.0.0.1:0", Primary: p, Logger: quietLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	c, _ := altda.NewClient(altda.ClientConfig{URL: s.URL()})
+	bodies := make([][]byte, 256)
+	for i := range bodies {
+		bodies[i] = frame(byte(i), 120000)
+	}
+	var n atomic.Int64
+	b.SetBytes(120000)
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	per := (b.N + 31) / 32
+	for w := 0; w < 32; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < per; j++ {
+				i := n.Add(1)
+				body := append([]byte(fmt.Sprintf("%d-", i)), bodies[i%256]...)
+				if _, err := c.Put(context.Background(), body); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
