@@ -54,7 +54,13 @@ func (a *API) Events(ctx context.Context) (*rpc.Subscription, error) {
 	if !ok {
 		return &rpc.Subscription{}, rpc.ErrNotificationsUnsupported
 	}
-	return a.s.events.subscribe(notifier), nil
+	return a.s.events.subscribe(notifier, func() (*interop.ManagedEvent, error) {
+		h, err := a.s.backend.LocalHeads(ctx)
+		if err != nil {
+			return nil, rpcError(err, "local heads")
+		}
+		return h.event(), nil
+	})
 }
 
 // ChainID is interop_chainID, a decimal string.

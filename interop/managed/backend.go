@@ -14,6 +14,11 @@ import (
 // something the node does not have return an error wrapping interop.ErrNotFound; every
 // other error is reported to the supervisor as an internal error.
 type Backend interface {
+	// LocalHeads are the node's local-unsafe head and local-safe head with the L1 block it
+	// was derived from. A new subscriber is sent them first, so that a supervisor that
+	// missed events (the node restarted, the connection dropped) learns where the node is.
+	// It must not wait on a caller of the Server's event methods.
+	LocalHeads(ctx context.Context) (LocalHeads, error)
 	// ChainID is the L2 chain ID.
 	ChainID() interop.ChainID
 	// AnchorPoint is the L1 block the rollup starts after and the L2 genesis block.
@@ -48,4 +53,16 @@ type Backend interface {
 	InvalidateBlock(ctx context.Context, seal eth.BlockSeal) error
 	// ProvideL1 gives derivation the next L1 block after it reported ExhaustL1.
 	ProvideL1(ctx context.Context, next eth.BlockRef) error
+}
+
+// LocalHeads are a node's own heads.
+type LocalHeads struct {
+	Unsafe eth.BlockRef
+	Safe   eth.DerivedBlockRefPair
+}
+
+// event is the event that reports the heads.
+func (h LocalHeads) event() *interop.ManagedEvent {
+	unsafe, safe := h.Unsafe, h.Safe
+	return &interop.ManagedEvent{UnsafeBlock: &unsafe, DerivationUpdate: &safe}
 }

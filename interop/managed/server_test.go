@@ -286,7 +286,13 @@ func TestSubscriptionDeliversInOrderWithoutLossOrRepeats(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe()
-	waitFor(t, srv.Subscribed)
+	// A subscriber first learns where the node is.
+	first := <-ch
+	g, _ := chain.L2BlockRefByNumber(ctx, 0)
+	if first.Data == nil || first.Data.UnsafeBlock == nil || *first.Data.UnsafeBlock != g.BlockRef() ||
+		first.Data.DerivationUpdate == nil || first.Data.DerivationUpdate.Source != anchorL1 {
+		t.Fatalf("first event %+v, want the node's heads", first.Data)
+	}
 	const n = 300
 	var want []eth.BlockRef
 	for i := 0; i < n; i++ {
@@ -354,7 +360,9 @@ func TestPullQueueSemantics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe()
-	waitFor(t, srv.Subscribed)
+	if heads := <-ch; heads.Data == nil || heads.Data.UnsafeBlock == nil || heads.Data.UnsafeBlock.Number != 16 {
+		t.Fatalf("first event %+v, want the heads", heads.Data)
+	}
 	wantCode(t, call(t, cl, &ev, "interop_pullEvent"), interop.CodeOutOfEvents)
 	select {
 	case e := <-ch:

@@ -53,14 +53,23 @@ func (s *stream) enqueue(ev *interop.ManagedEvent) {
 	}
 }
 
-// subscribe makes the calling connection the subscriber.
-func (s *stream) subscribe(notifier *rpc.Notifier) *rpc.Subscription {
+// subscribe makes the calling connection the subscriber. The first event it gets is
+// what first() returns, taken under the stream's lock: every event sent before is
+// reflected in it, every event sent after follows it.
+func (s *stream) subscribe(notifier *rpc.Notifier, first func() (*interop.ManagedEvent, error)) (*rpc.Subscription, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	ev, err := first()
+	if err != nil {
+		return nil, err
+	}
 	s.closeSubLocked()
 	sub := notifier.CreateSubscription()
 	s.sub, s.notifier = sub, notifier
 	s.queue = nil
+	if err := notifier.Notify(sub.ID, interop.EventEntry{Data: ev}); err != nil {
+		return nil, err
+	}
 	// Forget the subscription once its connection ends; the goroutine ends with it, and
 	// the RPC server closes every connection when it stops.
 	go func() {
@@ -71,7 +80,7 @@ func (s *stream) subscribe(notifier *rpc.Notifier) *rpc.Subscription {
 			s.sub, s.notifier = nil, nil
 		}
 	}()
-	return sub
+	return sub, nil
 }
 
 func (s *stream) closeSubLocked() {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/opkit/opkit/eth"
 	"github.com/opkit/opkit/interop"
+	"github.com/opkit/opkit/interop/managed"
 )
 
 // Sink receives the chain's events; managed.Server implements it.
@@ -241,6 +242,17 @@ func (c *Chain) BlockByNumber(n uint64) (eth.L2BlockRef, types.Receipts, bool) {
 	}
 	b := c.canonical[n]
 	return b.ref, b.receipts, true
+}
+
+// LocalHeads implements managed.Backend.
+func (c *Chain) LocalHeads(ctx context.Context) (managed.LocalHeads, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	safe := c.canonical[c.localSafe]
+	return managed.LocalHeads{
+		Unsafe: c.headLocked().ref.BlockRef(),
+		Safe:   eth.DerivedBlockRefPair{Source: safe.source, Derived: safe.ref.BlockRef()},
+	}, nil
 }
 
 // ChainID implements managed.Backend.
