@@ -12,31 +12,61 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/opkit/opkit/altda"
 )
 
-// buildOpkit compiles the opkit binary into a temporary directory.
-func buildOpkit(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "opkit")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/opkit/opkit/cmd/opkit")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build opkit: %v\n%s", err, out)
-	}
-	return bin
+var opkitBuild struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
 }
 
-var listenLine = regexp.MustCompile(`msg="da-server listening".* url=(http://\S+)`)
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if opkitBuild.dir != "" {
+		_ = os.RemoveAll(opkitBuild.dir)
+	}
+	os.Exit(code)
+}
+
+// buildOpkit compiles the opkit binary once per test run.
+func buildOpkit(t *testing.T) string {
+	t.Helper()
+	opkitBuild.once.Do(func() {
+		dir, err := os.MkdirTemp("", "opkit-bin-")
+		if err != nil {
+			opkitBuild.err = err
+			return
+		}
+		opkitBuild.dir = dir
+		bin := filepath.Join(dir, "opkit")
+		out, err := exec.Command("go", "build", "-o", bin, "github.com/opkit/opkit/cmd/opkit").CombinedOutput()
+		if err != nil {
+			opkitBuild.err = fmt.Errorf("go build opkit: %w\n%s", err, out)
+			return
+		}
+		opkitBuild.bin = bin
+	})
+	if opkitBuild.err != nil {
+		t.Fatal(opkitBuild.err)
+	}
+	return opkitBuild.bin
+}
+
+var listenLine = regexp.MustCompile(`msg="da-server listening".* url=(http://\S+) metrics=(http://\S+)`)
 
 // startDAServer runs `opkit da-server` and returns its URL once it listens.
-func startDAServer(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
+func startDAServer(t *testing.T, bin string, args ...string) (cmd *exec.Cmd, url, metricsURL string) {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"da-server", "--port", "0", "--metrics.port", "0"}, args...)...)
+	cmd = exec.Command(bin, append([]string{"da-server", "--port", "0", "--metrics.port", "0"}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +74,7 @@ func startDAServer(t *testing.T, bin string, args ...string) (*exec.Cmd, string)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	urls := make(chan string, 1)
+	urls := make(chan []string, 1)
 	var logMu sync.Mutex
 	var logs bytes.Buffer
 	go func() {
@@ -58,25 +88,25 @@ func startDAServer(t *testing.T, bin string, args ...string) (*exec.Cmd, string)
 			logMu.Unlock()
 			if m := listenLine.FindStringSubmatch(sc.Text()); m != nil && !found {
 				found = true
-				urls <- m[1]
+				urls <- m[1:]
 			}
 		}
 		close(urls)
 	}()
 	select {
-	case url, ok := <-urls:
+	case u, ok := <-urls:
 		if !ok {
 			_ = cmd.Wait()
 			logMu.Lock()
 			defer logMu.Unlock()
 			t.Fatalf("da-server exited before listening: %v\n%s", cmd.ProcessState, logs.String())
 		}
-		return cmd, url
+		return cmd, u[0], u[1]
 	case <-time.After(60 * time.Second):
 		_ = cmd.Process.Kill()
 		t.Fatal("da-server did not report its address")
 	}
-	return nil, ""
+	return nil, "", ""
 }
 
 // TestCrashSafety kills the server with SIGKILL in the middle of a PUT load and checks
@@ -85,7 +115,7 @@ func startDAServer(t *testing.T, bin string, args ...string) (*exec.Cmd, string)
 func TestCrashSafety(t *testing.T) {
 	bin := buildOpkit(t)
 	datadir := t.TempDir()
-	cmd, url := startDAServer(t, bin, "--datadir", datadir, "--primary", "pebble", "--secondary", "pebble", "--faults.admin")
+	cmd, url, _ := startDAServer(t, bin, "--datadir", datadir, "--primary", "pebble", "--secondary", "pebble", "--faults.admin")
 
 	client, err := altda.NewClient(altda.ClientConfig{URL: url, Mode: altda.GenericMode, PutTimeout: 10 * time.Second})
 	if err != nil {
@@ -144,7 +174,7 @@ func TestCrashSafety(t *testing.T) {
 	cancel()
 	wg.Wait()
 
-	cmd2, url2 := startDAServer(t, bin, "--datadir", datadir, "--primary", "pebble", "--secondary", "pebble")
+	cmd2, url2, _ := startDAServer(t, bin, "--datadir", datadir, "--primary", "pebble", "--secondary", "pebble")
 	defer func() {
 		_ = cmd2.Process.Signal(os.Interrupt)
 		if err := cmd2.Wait(); err != nil {
@@ -159,4 +189,63 @@ func TestCrashSafety(t *testing.T) {
 		}
 	}
 	t.Logf("%d acknowledged writes (%d partial) all readable after SIGKILL", len(acks), partial.Load())
+}
+
+// TestDAServerCommand runs the subcommand as an operator would: bad flags stop start-up
+// with a line naming the flag, /health and /metrics answer on the metrics port, and
+// SIGTERM stops it cleanly with acknowledged data still there after a restart.
+func TestDAServerCommand(t *testing.T) {
+	bin := buildOpkit(t)
+	for _, bad := range [][]string{
+		{"--primary", "tape"},
+		{"--secondary", "pebble,pebble"},
+		{"--primary", "s3"},
+		{"--da-layer-byte", "256"},
+		{"--max-input-bytes", "0"},
+	} {
+		out, err := exec.Command(bin, append([]string{"da-server", "--datadir", t.TempDir()}, bad...)...).CombinedOutput()
+		if err == nil {
+			t.Fatalf("da-server %v started", bad)
+		}
+		if !bytes.Contains(out, []byte(bad[0])) && !(bad[1] == "s3" && bytes.Contains(out, []byte("--s3."))) {
+			t.Fatalf("da-server %v: error does not name the flag: %s", bad, out)
+		}
+	}
+
+	datadir := t.TempDir()
+	cmd, url, _ := startDAServer(t, bin, "--datadir", datadir, "--generic-commitment", "--da-layer-byte", "12")
+	c, _ := altda.NewClient(altda.ClientConfig{URL: url, Mode: altda.GenericMode})
+	data := frame(99, 120000)
+	comm, err := c.Put(context.Background(), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if comm[1] != 12 {
+		t.Fatalf("--da-layer-byte ignored: %s", comm)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	cmd, url, metricsURL := startDAServer(t, bin, "--datadir", datadir)
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	c, _ = altda.NewClient(altda.ClientConfig{URL: url})
+	if got, err := c.Get(context.Background(), comm); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("after restart: %v", err)
+	}
+	// /health and /metrics on the metrics port.
+	base := strings.TrimSuffix(metricsURL, "/metrics")
+	for _, path := range []string{"/health", "/metrics"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", path, resp.StatusCode)
+		}
+	}
 }
