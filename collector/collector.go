@@ -116,7 +116,10 @@ func (c *Collector) Run(ctx context.Context) error {
 	defer ticker.Stop()
 	for {
 		if err := c.Sync(ctx); err != nil {
-			if errors.Is(err, ErrHalted) || ctx.Err() != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, ErrHalted) {
 				return err
 			}
 			c.metrics.errors.Inc()
@@ -221,17 +224,80 @@ func (c *Collector) syncOnce(ctx context.Context) error {
 			}
 		}
 	}
-	for n := next; n <= headNum; n++ {
-		if err := ctx.Err(); err != nil {
-			return err
+	if next > headNum {
+		return nil
+	}
+	// Fetching (the execution client re-executes the block to build its witness) runs
+	// ahead of replaying and storing, so both sides work at once.
+	fctx, cancel := context.WithCancel(ctx)
+	fetchedCh := make(chan fetched, prefetch)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.fetchAhead(fctx, next, headNum, fetchedCh)
+	}()
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	for f := range fetchedCh {
+		if f.err != nil {
+			return f.err
 		}
-		h, err := c.collect(ctx, n, parent)
+		h, err := c.collect(ctx, f, parent)
 		if err != nil {
 			return err
 		}
 		parent = h
 	}
-	return nil
+	return ctx.Err()
+}
+
+// prefetch is how many blocks fetching may run ahead of replay.
+const prefetch = 4
+
+// fetched is a block and its execution witness, or why they could not be fetched.
+type fetched struct {
+	n     uint64
+	block *types.Block
+	w     *stateless.ExtWitness
+	err   error
+}
+
+// fetchAhead fetches blocks from..to with their witnesses, in order, into out; it stops
+// at the first error (delivered) or when ctx ends, and closes out.
+func (c *Collector) fetchAhead(ctx context.Context, from, to uint64, out chan<- fetched) {
+	defer close(out)
+	for n := from; n <= to; n++ {
+		f := fetched{n: n}
+		f.block, f.w, f.err = c.fetch(ctx, n)
+		select {
+		case out <- f:
+		case <-ctx.Done():
+			return
+		}
+		if f.err != nil {
+			return
+		}
+	}
+}
+
+func (c *Collector) fetch(ctx context.Context, n uint64) (*types.Block, *stateless.ExtWitness, error) {
+	var raw hexutil.Bytes
+	if err := c.client.CallContext(ctx, &raw, "debug_getRawBlock", hexutil.EncodeUint64(n)); err != nil {
+		return nil, nil, fmt.Errorf("read block %d: %w", n, err)
+	}
+	var block types.Block
+	if err := rlp.DecodeBytes(raw, &block); err != nil {
+		return nil, nil, fmt.Errorf("decode block %d: %w", n, err)
+	}
+	// By hash, so that the witness belongs to this very block even if the chain moves.
+	w, err := c.witness(ctx, block.Hash().Hex())
+	if err != nil {
+		return nil, nil, err
+	}
+	return &block, w, nil
 }
 
 // dropOrphans drops retained blocks that are no longer on the canonical chain.
@@ -327,26 +393,15 @@ func (c *Collector) witness(ctx context.Context, at any) (*stateless.ExtWitness,
 	return &w, nil
 }
 
-// collect fetches, replays and stores block n, whose parent must be parent (unless
+// collect replays and stores a fetched block, whose parent must be parent (unless
 // parent is zero: the first block after a gap or of an empty store).
-func (c *Collector) collect(ctx context.Context, n uint64, parent common.Hash) (common.Hash, error) {
+func (c *Collector) collect(ctx context.Context, f fetched, parent common.Hash) (common.Hash, error) {
 	start := time.Now()
-	var raw hexutil.Bytes
-	if err := c.client.CallContext(ctx, &raw, "debug_getRawBlock", hexutil.EncodeUint64(n)); err != nil {
-		return common.Hash{}, fmt.Errorf("read block %d: %w", n, err)
-	}
-	var block types.Block
-	if err := rlp.DecodeBytes(raw, &block); err != nil {
-		return common.Hash{}, fmt.Errorf("decode block %d: %w", n, err)
-	}
+	block, w, n := f.block, f.w, f.n
 	if parent != (common.Hash{}) && block.ParentHash() != parent {
 		return common.Hash{}, errReorg
 	}
-	w, err := c.witness(ctx, block.Hash().Hex())
-	if err != nil {
-		return common.Hash{}, err
-	}
-	col, err := replay.Collect(ctx, c.chain, &block, w)
+	col, err := replay.Collect(ctx, c.chain, block, w)
 	if err != nil {
 		// A replay that fails is never transient: the block, its witness or this
 		// collector is wrong, and skipping the block would leave a silent hole.

@@ -25,6 +25,7 @@ const (
 	prefixRefs     = 'r' // 'r' ‖ hash → uint32 reference count
 	prefixBlock    = 'b' // 'b' ‖ number(8, big endian) → Block RLP
 	prefixGap      = 'g' // 'g' ‖ from(8) → to(8): blocks that could not be collected
+	prefixHash     = 'h' // 'h' ‖ block hash → number(8)
 )
 
 var keyStats = []byte("mstats") // node count and byte total, kept with every batch
@@ -83,6 +84,10 @@ type Store struct {
 
 	mu    sync.Mutex
 	stats Stats
+	// bounds of the block index, kept in memory: a scan from the start of the index
+	// would wade through the tombstones of every block that left the window.
+	first, last uint64
+	nonEmpty    bool
 	// writeMu serialises writers so that reference counts read for one batch are not
 	// changed by another before it commits.
 	writeMu sync.Mutex
@@ -105,6 +110,10 @@ func open(dir string, opts *pebble.Options) (*Store, error) {
 		return nil, fmt.Errorf("open preimage store %q: %w", dir, err)
 	}
 	s := &Store{db: db}
+	if err := s.loadBounds(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	val, closer, err := db.Get(keyStats)
 	switch {
 	case err == nil:
@@ -227,7 +236,22 @@ func (s *Store) AddBlock(b *Block, preimages map[common.Hash][]byte) error {
 	if err := batch.Set(numKey(prefixBlock, b.Number), enc, nil); err != nil {
 		return err
 	}
-	return s.commit(batch, stats)
+	if err := batch.Set(hashKey(prefixHash, b.Hash), binary.BigEndian.AppendUint64(nil, b.Number), nil); err != nil {
+		return err
+	}
+	if err := s.commit(batch, stats); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if !s.nonEmpty || b.Number < s.first {
+		s.first = b.Number
+	}
+	if !s.nonEmpty || b.Number > s.last {
+		s.last = b.Number
+	}
+	s.nonEmpty = true
+	s.mu.Unlock()
+	return nil
 }
 
 // RemoveBlock drops block number n and releases its references, deleting every
@@ -272,7 +296,42 @@ func (s *Store) RemoveBlock(n uint64) error {
 	if err := batch.Delete(numKey(prefixBlock, n), nil); err != nil {
 		return err
 	}
-	return s.commit(batch, stats)
+	if err := batch.Delete(hashKey(prefixHash, b.Hash), nil); err != nil {
+		return err
+	}
+	if err := s.commit(batch, stats); err != nil {
+		return err
+	}
+	return s.loadBounds()
+}
+
+// loadBounds reads the lowest and highest block numbers from the index. It seeks from
+// the cached lowest block, so the tombstones of blocks that left the window are never
+// visited; the highest is found by seeking back from the end of the index.
+func (s *Store) loadBounds() error {
+	s.mu.Lock()
+	lower := numKey(prefixBlock, s.first)
+	s.mu.Unlock()
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: []byte{prefixBlock + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	if !it.First() {
+		s.mu.Lock()
+		s.nonEmpty = false
+		s.mu.Unlock()
+		return it.Error()
+	}
+	first := binary.BigEndian.Uint64(it.Key()[1:])
+	if !it.Last() {
+		return fmt.Errorf("block index changed while reading its bounds: %w", it.Error())
+	}
+	last := binary.BigEndian.Uint64(it.Key()[1:])
+	s.mu.Lock()
+	s.first, s.last, s.nonEmpty = first, last, true
+	s.mu.Unlock()
+	return nil
 }
 
 func (s *Store) commit(batch *pebble.Batch, stats Stats) error {
@@ -312,42 +371,24 @@ func (s *Store) Block(n uint64) (*Block, error) {
 	return &b, nil
 }
 
-// BlockByHash returns the retained block with hash h, if any.
+// BlockByHash returns the retained block with hash h.
 func (s *Store) BlockByHash(h common.Hash) (*Block, error) {
-	// The window is small (a week of blocks at most), and lookups by hash are rare next to
-	// dbGet; a scan over the block index keeps the store free of a second index.
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixBlock}, UpperBound: []byte{prefixBlock + 1}})
+	v, err := s.get(hashKey(prefixHash, h))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("block %s: %w", h, err)
 	}
-	defer it.Close()
-	for it.Last(); it.Valid(); it.Prev() {
-		var b Block
-		if err := rlp.DecodeBytes(it.Value(), &b); err != nil {
-			return nil, fmt.Errorf("decode stored block: %w", err)
-		}
-		if b.Hash == h {
-			return &b, nil
-		}
+	if len(v) != 8 {
+		return nil, fmt.Errorf("block %s: corrupt index entry", h)
 	}
-	return nil, fmt.Errorf("block %s: %w", h, ErrNotFound)
+	return s.Block(binary.BigEndian.Uint64(v))
 }
 
 // Bounds returns the lowest and highest retained block numbers; ok is false when the
 // store holds no block.
 func (s *Store) Bounds() (first, last uint64, ok bool, err error) {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixBlock}, UpperBound: []byte{prefixBlock + 1}})
-	if err != nil {
-		return 0, 0, false, err
-	}
-	defer it.Close()
-	if !it.First() {
-		return 0, 0, false, it.Error()
-	}
-	first = binary.BigEndian.Uint64(it.Key()[1:])
-	it.Last()
-	last = binary.BigEndian.Uint64(it.Key()[1:])
-	return first, last, true, it.Error()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.first, s.last, s.nonEmpty, nil
 }
 
 // AddGap records blocks from..to (inclusive) as not collected.
