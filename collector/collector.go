@@ -405,7 +405,7 @@ func (c *Collector) collect(ctx context.Context, f fetched, parent common.Hash) 
 	if err != nil {
 		// A replay that fails is never transient: the block, its witness or this
 		// collector is wrong, and skipping the block would leave a silent hole.
-		return common.Hash{}, fmt.Errorf("%w: block %d (%s): %w", ErrHalted, n, block.Hash(), err)
+		return common.Hash{}, fmt.Errorf("%w: %w", ErrHalted, err)
 	}
 	rec := &store.Block{
 		Number: n, Hash: block.Hash(), ParentHash: block.ParentHash(), Root: block.Root(),
