@@ -34,6 +34,7 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			versionCommand(),
 			devnetCommand(),
+			collectorCommand(),
 			daServerCommand(),
 			supervisorCommand(),
 		},
