@@ -96,6 +96,14 @@ type putResult struct {
 
 func (s *Server) handlePut(w http.ResponseWriter, r *http.Request, comm altda.Commitment) {
 	s.putCount.Add(1)
+	// While the breaker is open the answer is known: skip reading and hashing the body,
+	// which is most of a PUT's cost. (Only a read: a half-open trial is claimed in store.)
+	if s.breaker.State() == breaker.Open {
+		if wait := s.breaker.RetryAfter(); wait > 0 {
+			writeUnavailable(w, "primary store is failing; writes are paused", wait)
+			return
+		}
+	}
 	body, err := readBody(w, r, s.cfg.MaxInputBytes)
 	var tooLarge *http.MaxBytesError
 	switch {

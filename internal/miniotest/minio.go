@@ -112,14 +112,26 @@ func (s *Server) waitReady(timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	client := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: time.Second}
-	url := "http://" + s.Endpoint + "/minio/health/ready"
+	// The health endpoint can say ready while the S3 API still answers 503 "server not
+	// initialized"; an anonymous S3 request is refused with 403 only once it is.
+	probes := []string{"http://" + s.Endpoint + "/minio/health/ready", "http://" + s.Endpoint + "/"}
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if resp, err := client.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
+		ready := true
+		for _, url := range probes {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			resp, err := client.Do(req)
+			if err != nil {
+				ready = false
+				break
 			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusServiceUnavailable || (url == probes[0] && resp.StatusCode != http.StatusOK) {
+				ready = false
+				break
+			}
+		}
+		if ready {
+			return nil
 		}
 		select {
 		case <-s.done:
