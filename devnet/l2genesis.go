@@ -65,7 +65,10 @@ func (p *ChainPlan) applyDefaults() {
 // its first block, and the rollup.json that describes it to a rollup node. The chain needs
 // no predeploys: calls to an address without code succeed, so the L1-attributes deposit to
 // L1Block works on an empty account. Only the EIP-2935 history contract is allocated,
-// because Isthmus (Prague) blocks write to it.
+// because Isthmus (Prague) blocks write to it. The L2ToL1MessagePasser is absent, so its
+// storage root (which Isthmus headers and output roots carry) is zero; it must not be an
+// existing account with empty storage: op-geth leaves the empty-trie root out of Isthmus
+// payloads and then refuses them.
 func PlanL2(plan ChainPlan) (*core.Genesis, *rollup.Config, error) {
 	plan.applyDefaults()
 	if plan.L1Origin == nil {

@@ -35,6 +35,7 @@ func newApp() *cli.App {
 			versionCommand(),
 			devnetCommand(),
 			collectorCommand(),
+			nodeCommand(),
 			daServerCommand(),
 			supervisorCommand(),
 		},

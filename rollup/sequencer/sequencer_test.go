@@ -175,7 +175,10 @@ func (e *flakyEngine) SealBuilding(context.Context, engine.PayloadID) (*engine.E
 	e.head = eth.L2BlockRef{Hash: common.Hash{byte(e.head.Number + 1)}, Number: e.head.Number + 1, Time: e.head.Time + 2, L1Origin: e.head.L1Origin}
 	return &engine.ExecutionPayloadEnvelope{ExecutionPayload: &engine.ExecutableData{}}, e.head, nil
 }
-func (e *flakyEngine) SetUnsafeHead(_ context.Context, r eth.L2BlockRef) error { e.head = r; return nil }
+func (e *flakyEngine) SetUnsafeHead(_ context.Context, r eth.L2BlockRef) error {
+	e.head = r
+	return nil
+}
 func (e *flakyEngine) BlockRefByHash(context.Context, common.Hash) (eth.L2BlockRef, error) {
 	return eth.L2BlockRef{}, errors.New("unused")
 }
