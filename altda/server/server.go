@@ -43,6 +43,11 @@ type Config struct {
 	ReadTimeout   time.Duration // bound on one read from the stores (default 30s)
 	RepairBackoff time.Duration // first repair retry delay (default 500ms)
 
+	// Slow clients: time to send the headers (default 5s), the whole request (default
+	// 30s: a 130 KB body at a crawl is an attack, not a client), and how long an idle
+	// keep-alive connection is kept (default 120s).
+	HeaderTimeout, BodyTimeout, IdleTimeout time.Duration
+
 	Logger   *slog.Logger
 	Registry *prometheus.Registry // default: a fresh registry
 }
@@ -98,6 +103,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.ReadTimeout <= 0 {
 		cfg.ReadTimeout = 30 * time.Second
+	}
+	if cfg.HeaderTimeout <= 0 {
+		cfg.HeaderTimeout = 5 * time.Second
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 30 * time.Second
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 120 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -175,10 +189,10 @@ func (s *Server) Start() error {
 	s.listener = ln
 	s.httpSrv = &http.Server{
 		Handler:           s.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second, // a 130 KB body at a crawl is an attack, not a client
-		WriteTimeout:      s.cfg.WriteTimeout + 10*time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: s.cfg.HeaderTimeout,
+		ReadTimeout:       s.cfg.BodyTimeout,
+		WriteTimeout:      s.cfg.BodyTimeout + s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}

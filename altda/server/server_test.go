@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -604,5 +606,48 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if _, err := New(Config{Primary: store.NewMemory(), Secondaries: []store.Store{store.NewMemory()}}); err == nil {
 		t.Error("secondaries without a repair dir accepted")
+	}
+}
+
+func TestSlowClientsAreCutOff(t *testing.T) {
+	ts := startServer(t, Config{HeaderTimeout: 200 * time.Millisecond, BodyTimeout: 400 * time.Millisecond})
+	addr := ts.Addr().String()
+
+	// Headers that never finish.
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("POST /put HTTP/1.1\r\nHost: x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _ = io.Copy(io.Discard, conn) // returns when the server closes the connection
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("a client stuck in its headers held the connection for %s", d)
+	}
+
+	// A body that trickles: the request is abandoned and nothing is stored.
+	conn2, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close()
+	if _, err := conn2.Write([]byte("POST /put HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nabc")); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	_ = conn2.SetReadDeadline(time.Now().Add(10 * time.Second))
+	answer, _ := io.ReadAll(conn2)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("a trickling body held the connection for %s", d)
+	}
+	if len(answer) > 0 && !bytes.HasPrefix(answer, []byte("HTTP/1.1 400")) {
+		t.Fatalf("answer to a cut-off body: %q", answer)
+	}
+	if ts.primary.Len() != 0 {
+		t.Fatal("a cut-off body was stored")
 	}
 }
