@@ -193,4 +193,3 @@ func devnetL1Config(t *testing.T) *params.ChainConfig {
 	defer l1.Close()
 	return l1.ChainConfig()
 }
-
