@@ -82,6 +82,9 @@ type Server struct {
 	wg       sync.WaitGroup
 
 	putCount, getCount atomic.Uint64
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // New checks the config and builds the server; Start makes it listen.
@@ -231,7 +234,13 @@ func (s *Server) Registry() *prometheus.Registry { return s.reg }
 
 // Close stops taking requests, waits for in-flight ones (writes included) until ctx is
 // done, stops the background loops and closes the queue and the stores, which flushes them.
+// Calling it again returns the first call's result.
 func (s *Server) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() { s.closeErr = s.close(ctx) })
+	return s.closeErr
+}
+
+func (s *Server) close(ctx context.Context) error {
 	var errs []error
 	if s.httpSrv != nil {
 		if err := s.httpSrv.Shutdown(ctx); err != nil {

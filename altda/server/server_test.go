@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -649,5 +650,54 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 	}
 	if ts.primary.Len() != 0 {
 		t.Fatal("a cut-off body was stored")
+	}
+}
+
+func TestNoGoroutineOutlivesClose(t *testing.T) {
+	before := runtime.NumGoroutine()
+	dir := t.TempDir()
+	p, err := pebblestore.Open(dir + "/p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, err := pebblestore.Open(dir + "/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{Addr: "127.0.0.1:0", Primary: p, Secondaries: []store.Store{sec}, RepairDir: dir + "/r",
+		FaultsAdmin: true, Logger: quietLogger(), ProbeInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{Proxy: nil}
+	ts := &testServer{Server: srv, http: &http.Client{Transport: tr}}
+	c, _ := altda.NewClient(altda.ClientConfig{URL: srv.URL(), HTTPClient: ts.http})
+	ts.setFaults(t, `{"secondary":{"put":"error"}}`) // leave work in the repair loop
+	for i := 0; i < 10; i++ {
+		comm, err := c.Put(context.Background(), frame(byte(i), 1000))
+		if !errors.Is(err, altda.ErrPartial) {
+			t.Fatal(err)
+		}
+		if _, err := c.Get(context.Background(), comm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Close(context.Background()); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	tr.CloseIdleConnections()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines before, %d after Close:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
