@@ -2,6 +2,7 @@ package interop_test
 
 import (
 	opeth "github.com/ethereum-optimism/optimism/op-service/eth"
+	"github.com/ethereum/go-ethereum"
 
 	"github.com/opkit/opkit/eth"
 )
@@ -18,3 +19,5 @@ func toOpL2Ref(r eth.L2BlockRef) opeth.L2BlockRef {
 		L1Origin: toOpID(r.L1Origin), SequenceNumber: r.SequenceNumber,
 	}
 }
+
+var ethereumNotFound = ethereum.NotFound
