@@ -56,6 +56,7 @@ func BenchmarkDAServers(b *testing.B) {
 		pid            int
 		put, get       []float64
 		putCPU, getCPU time.Duration
+		clientPutCPU   time.Duration
 		puts, gets     int
 	}{{name: "opkit", url: opkitURL, pid: opkitPID}, {name: "reference", url: refURL, pid: refPID}}
 
@@ -73,9 +74,10 @@ func BenchmarkDAServers(b *testing.B) {
 				bodies[j] = frame(seed, size)
 				copy(bodies[j][1:], fmt.Sprintf("body-%d", seed)) // every body distinct
 			}
-			cpu0 := processCPU(b, t.pid)
+			cpu0, self0 := processCPU(b, t.pid), processCPU(b, os.Getpid())
 			putRate, comms := runPuts(b, t.url, bodies, clients)
-			cpu1 := processCPU(b, t.pid)
+			cpu1, self1 := processCPU(b, t.pid), processCPU(b, os.Getpid())
+			t.clientPutCPU += self1 - self0
 			getRate := runGets(b, t.url, comms, size, clients)
 			cpu2 := processCPU(b, t.pid)
 			t.putCPU += cpu1 - cpu0
@@ -87,8 +89,8 @@ func BenchmarkDAServers(b *testing.B) {
 		}
 	}
 	for _, t := range targets {
-		b.Logf("%-9s PUT/s %v  GET/s %v  server CPU per PUT %s, per GET %s", t.name, rounded(t.put), rounded(t.get),
-			t.putCPU/time.Duration(t.puts), t.getCPU/time.Duration(t.gets))
+		b.Logf("%-9s PUT/s %v  GET/s %v  server CPU per PUT %s, per GET %s; client CPU per PUT %s", t.name, rounded(t.put), rounded(t.get),
+			t.putCPU/time.Duration(t.puts), t.getCPU/time.Duration(t.gets), t.clientPutCPU/time.Duration(t.puts))
 	}
 	opPut, refPut := median(targets[0].put), median(targets[1].put)
 	opGet, refGet := median(targets[0].get), median(targets[1].get)
