@@ -173,7 +173,7 @@ func runGets(b *testing.B, url string, comms []opaltda.CommitmentData, size, cli
 	return float64(len(comms)) / elapsed.Seconds()
 }
 
-func build(b *testing.B, dir, out, pkg string) {
+func build(b testing.TB, dir, out, pkg string) {
 	cmd := exec.Command("go", "build", "-o", out, pkg)
 	cmd.Dir = dir
 	if msg, err := cmd.CombinedOutput(); err != nil {
@@ -183,7 +183,7 @@ func build(b *testing.B, dir, out, pkg string) {
 
 // startProcess runs bin until the benchmark ends. With a pattern, the URL is read from
 // its stderr; otherwise url is polled until it answers.
-func startProcess(b *testing.B, bin string, pattern *regexp.Regexp, url string, args ...string) (string, int) {
+func startProcess(b testing.TB, bin string, pattern *regexp.Regexp, url string, args ...string) (string, int) {
 	cmd := exec.Command(bin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -246,7 +246,7 @@ func processCPU(b *testing.B, pid int) time.Duration {
 	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
 }
 
-func freePort(b *testing.B) int {
+func freePort(b testing.TB) int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

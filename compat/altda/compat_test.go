@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -193,6 +195,45 @@ func TestOpkitClientAgainstReferenceServer(t *testing.T) {
 			missing := altda.Keccak256Commitment([]byte("absent"))
 			if _, err := c.Get(ctx, missing); !errors.Is(err, altda.ErrNotFound) {
 				t.Fatalf("missing on the reference server: %v", err)
+			}
+		})
+	}
+}
+
+// TestStockClientAgainstDAServerBinary runs the `opkit da-server` command itself and
+// drives it with the stock client in both modes, as op-batcher and op-node would.
+func TestStockClientAgainstDAServerBinary(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "opkit")
+	build(t, filepath.Join("..", ".."), bin, "./cmd/opkit")
+	listening := regexp.MustCompile(`msg="da-server listening".* url=(http://\S+)`)
+	ctx := context.Background()
+	for _, mode := range []struct {
+		name    string
+		generic bool
+	}{{"keccak", false}, {"generic", true}} {
+		t.Run(mode.name, func(t *testing.T) {
+			args := []string{"da-server", "--port", "0", "--metrics.port", "0", "--datadir", t.TempDir(), "--secondary", "pebble"}
+			if mode.generic {
+				args = append(args, "--generic-commitment", "--da-layer-byte", "10")
+			}
+			url, _ := startProcess(t, bin, listening, "", args...)
+			c := opaltda.NewDAClient(url, true, !mode.generic)
+			for i := 0; i < 5; i++ {
+				data := frame(100+i, 120000-i)
+				comm, err := c.SetInput(ctx, data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if mode.generic && (comm.CommitmentType() != opaltda.GenericCommitmentType || comm.Encode()[1] != 10) {
+					t.Fatalf("commitment %x", comm.Encode())
+				}
+				got, err := c.GetInput(ctx, comm)
+				if err != nil || !bytes.Equal(got, data) {
+					t.Fatalf("get %d: %v", i, err)
+				}
+			}
+			if _, err := c.GetInput(ctx, opaltda.NewKeccak256Commitment([]byte("absent"))); !errors.Is(err, opaltda.ErrNotFound) {
+				t.Fatalf("missing: %v", err)
 			}
 		})
 	}
