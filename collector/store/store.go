@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/bloom"
 	"github.com/cockroachdb/pebble/vfs"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -22,7 +23,7 @@ var ErrNotFound = errors.New("not found")
 // one kind never meets another.
 const (
 	prefixPreimage = 'p' // 'p' ‖ hash → value
-	prefixRefs     = 'r' // 'r' ‖ hash → uint32 reference count
+	prefixRefs     = 'r' // 'r' ‖ hash → uint32 reference count ‖ uint32 value size
 	prefixBlock    = 'b' // 'b' ‖ number(8, big endian) → Block RLP
 	prefixGap      = 'g' // 'g' ‖ from(8) → to(8): blocks that could not be collected
 	prefixHash     = 'h' // 'h' ‖ block hash → number(8)
@@ -103,8 +104,21 @@ func OpenInMemory() (*Store, error) {
 	return open("", &pebble.Options{FS: vfs.NewMem()})
 }
 
+// cacheBytes is Pebble's block cache. Most lookups while adding a block are for nodes
+// the store does not hold yet; bloom filters answer those without reading a table.
+const cacheBytes = 128 << 20
+
 func open(dir string, opts *pebble.Options) (*Store, error) {
 	opts.Logger = quietLogger{}
+	cache := pebble.NewCache(cacheBytes)
+	defer cache.Unref()
+	opts.Cache = cache
+	opts.MemTableSize = 64 << 20
+	opts.Levels = make([]pebble.LevelOptions, 7)
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		opts.Levels[i].FilterType = pebble.TableFilter
+	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open preimage store %q: %w", dir, err)
@@ -175,22 +189,30 @@ func (s *Store) Preimage(h common.Hash) ([]byte, error) {
 	return v, nil
 }
 
-func (s *Store) refs(h common.Hash) (uint32, error) {
+// refs returns preimage h's reference count and value size; zero when not stored.
+func (s *Store) refs(h common.Hash) (count, size uint32, err error) {
 	v, err := s.get(hashKey(prefixRefs, h))
 	if errors.Is(err, ErrNotFound) {
-		return 0, nil
+		return 0, 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("reference count of %s: %w", h, err)
+		return 0, 0, fmt.Errorf("reference count of %s: %w", h, err)
 	}
-	if len(v) != 4 {
-		return 0, fmt.Errorf("reference count of %s: corrupt value of %d bytes", h, len(v))
+	if len(v) != 8 {
+		return 0, 0, fmt.Errorf("reference count of %s: corrupt value of %d bytes", h, len(v))
 	}
-	return binary.BigEndian.Uint32(v), nil
+	return binary.BigEndian.Uint32(v), binary.BigEndian.Uint32(v[4:]), nil
+}
+
+func refsValue(count, size uint32) []byte {
+	return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, count), size)
 }
 
 // Refs is the reference count of preimage h: how many retained blocks need it.
-func (s *Store) Refs(h common.Hash) (uint32, error) { return s.refs(h) }
+func (s *Store) Refs(h common.Hash) (uint32, error) {
+	n, _, err := s.refs(h)
+	return n, err
+}
 
 // AddBlock stores a block and takes a reference to each preimage it needs. preimages
 // must hold the value of every needed preimage the store does not hold yet; each value
@@ -211,7 +233,7 @@ func (s *Store) AddBlock(b *Block, preimages map[common.Hash][]byte) error {
 	defer batch.Close()
 	stats := s.Stats()
 	for _, h := range b.Refs() {
-		n, err := s.refs(h)
+		n, size, err := s.refs(h)
 		if err != nil {
 			return fmt.Errorf("add block %d: %w", b.Number, err)
 		}
@@ -228,8 +250,9 @@ func (s *Store) AddBlock(b *Block, preimages map[common.Hash][]byte) error {
 			}
 			stats.Preimages++
 			stats.Bytes += uint64(len(val))
+			size = uint32(len(val))
 		}
-		if err := batch.Set(hashKey(prefixRefs, h), binary.BigEndian.AppendUint32(nil, n+1), nil); err != nil {
+		if err := batch.Set(hashKey(prefixRefs, h), refsValue(n+1, size), nil); err != nil {
 			return err
 		}
 	}
@@ -267,7 +290,7 @@ func (s *Store) RemoveBlock(n uint64) error {
 	defer batch.Close()
 	stats := s.Stats()
 	for _, h := range b.Refs() {
-		c, err := s.refs(h)
+		c, size, err := s.refs(h)
 		if err != nil {
 			return fmt.Errorf("remove block %d: %w", n, err)
 		}
@@ -275,12 +298,8 @@ func (s *Store) RemoveBlock(n uint64) error {
 		case 0:
 			return fmt.Errorf("remove block %d: preimage %s has no references left to release", n, h)
 		case 1:
-			val, err := s.get(hashKey(prefixPreimage, h))
-			if err != nil {
-				return fmt.Errorf("remove block %d: preimage %s: %w", n, h, err)
-			}
 			stats.Preimages--
-			stats.Bytes -= uint64(len(val))
+			stats.Bytes -= uint64(size)
 			if err := batch.Delete(hashKey(prefixPreimage, h), nil); err != nil {
 				return err
 			}
@@ -288,7 +307,7 @@ func (s *Store) RemoveBlock(n uint64) error {
 				return err
 			}
 		default:
-			if err := batch.Set(hashKey(prefixRefs, h), binary.BigEndian.AppendUint32(nil, c-1), nil); err != nil {
+			if err := batch.Set(hashKey(prefixRefs, h), refsValue(c-1, size), nil); err != nil {
 				return err
 			}
 		}
@@ -434,7 +453,7 @@ func (s *Store) ForEachPreimage(fn func(h common.Hash, refs uint32) error) error
 	defer it.Close()
 	for it.First(); it.Valid(); it.Next() {
 		h := common.BytesToHash(it.Key()[1:])
-		n, err := s.refs(h)
+		n, _, err := s.refs(h)
 		if err != nil {
 			return err
 		}
