@@ -40,7 +40,7 @@ func startManaged(t *testing.T) (*memchain.Chain, *managed.Server) {
 	return chain, srv
 }
 
-func dialSyncNode(t *testing.T, endpoint string) syncnode.SyncNode {
+func dialSyncNode(t testing.TB, endpoint string) syncnode.SyncNode {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

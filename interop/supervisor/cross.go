@@ -207,7 +207,7 @@ func (s *Supervisor) updateLocked() ([]interop.ChainID, []invalidation, error) {
 		w.b.Close()
 		return nil, invalidations, nil
 	}
-	if err := w.commit(); err != nil {
+	if err := w.commitRecoverable(); err != nil {
 		return nil, nil, err
 	}
 	for _, c := range changed {

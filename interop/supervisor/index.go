@@ -155,7 +155,7 @@ func (s *Supervisor) indexUnsafe(ctx context.Context, c interop.ChainID, src blo
 			w := s.db.batch()
 			w.putJSON(blockKey(c, next.Number), entry)
 			w.putJSON(stateKey(c), &nextState)
-			if err := w.commit(); err != nil {
+			if err := w.commitRecoverable(); err != nil {
 				return err
 			}
 			*st = nextState

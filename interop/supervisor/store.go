@@ -68,7 +68,10 @@ func openStore(dir string) (*store, error) {
 	return &store{db: db}, nil
 }
 
-func (s *store) close() error { return s.db.Close() }
+func (s *store) close() error {
+	flushErr := s.db.Flush()
+	return errors.Join(flushErr, s.db.Close())
+}
 
 func (s *store) getJSON(key []byte, v any) (bool, error) {
 	data, closer, err := s.db.Get(key)
@@ -141,12 +144,21 @@ func (w *writeBatch) deleteBlocksFrom(c interop.ChainID, n uint64) {
 	w.err = w.b.DeleteRange(blockKey(c, n), binary.BigEndian.AppendUint64([]byte{'b'}, uint64(c+1)), nil)
 }
 
-func (w *writeBatch) commit() error {
+// commit writes the batch with fsync: local-safe records, replacements and finality, which
+// nodes do not tell again.
+func (w *writeBatch) commit() error { return w.write(pebble.Sync) }
+
+// commitRecoverable writes without waiting for fsync. It is for what a restart can learn
+// again: unsafe blocks (a reconnect re-reads them from the node) and cross heads (they
+// follow from the indexed blocks). Close flushes it.
+func (w *writeBatch) commitRecoverable() error { return w.write(pebble.NoSync) }
+
+func (w *writeBatch) write(opts *pebble.WriteOptions) error {
 	defer w.b.Close()
 	if w.err != nil {
 		return w.err
 	}
-	if err := w.b.Commit(pebble.Sync); err != nil {
+	if err := w.b.Commit(opts); err != nil {
 		return fmt.Errorf("commit supervisor database: %w", err)
 	}
 	return nil

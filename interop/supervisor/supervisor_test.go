@@ -51,6 +51,17 @@ func mine(t *testing.T, l1 *devnet.L1, n int) {
 	}
 }
 
+// finalize marks L1 block n finalized, as a beacon chain would after two epochs. Mining
+// 32 blocks would do the same on the dev L1, but every sealed block costs time.
+func finalize(t *testing.T, l1 *devnet.L1, n uint64) {
+	t.Helper()
+	h := l1.Backend().BlockChain().GetHeaderByNumber(n)
+	if h == nil {
+		t.Fatalf("no L1 block %d", n)
+	}
+	l1.Backend().BlockChain().SetFinalized(h)
+}
+
 type testNode struct {
 	chain  *memchain.Chain
 	secret interop.Secret
@@ -161,8 +172,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestPromotesUnsafeSafeAndFinalized(t *testing.T) {
 	l1 := startL1(t)
-	mine(t, l1, 3)
-	anchor := l1Ref(t, l1, 1)
+	mine(t, l1, 1)
+	anchor := l1Ref(t, l1, 0)
 	node := startNode(t, 901, anchor)
 	sup := startSupervisor(t, l1, t.TempDir(), []supervisor.NodeConfig{node.ws()}, 901)
 	waitFor(t, "subscription", node.subscribed)
@@ -175,7 +186,7 @@ func TestPromotesUnsafeSafeAndFinalized(t *testing.T) {
 	if h := node.chain.Heads(); h.CrossSafe.Number != 0 {
 		t.Fatalf("cross-safe moved without derivation: %+v", h.CrossSafe)
 	}
-	src := l1Ref(t, l1, 2)
+	src := l1Ref(t, l1, 1)
 	if _, err := node.chain.MarkSafe(3, src); err != nil {
 		t.Fatal(err)
 	}
@@ -186,8 +197,8 @@ func TestPromotesUnsafeSafeAndFinalized(t *testing.T) {
 	if h := node.chain.Heads(); h.Finalized.Number != 0 {
 		t.Fatalf("finalized before L1 finalized: %+v", h.Finalized)
 	}
-	// The dev L1 finalizes in epochs of 32 blocks.
-	mine(t, l1, 33)
+	// L1 finalizes the block the L2 blocks were derived from.
+	finalize(t, l1, 1)
 	waitFor(t, "finalized 3", func() bool { return node.chain.Heads().Finalized == refs[2] })
 
 	cl, err := rpc.Dial(sup.RPCEndpoint())
@@ -219,7 +230,7 @@ func TestPromotesUnsafeSafeAndFinalized(t *testing.T) {
 		t.Fatalf("localSafe %+v, %v", ls, err)
 	}
 	var fin eth.BlockRef
-	if err := cl.Call(&fin, "supervisor_finalizedL1"); err != nil || fin.Number < 32 {
+	if err := cl.Call(&fin, "supervisor_finalizedL1"); err != nil || fin.Number != 1 {
 		t.Fatalf("finalizedL1 %+v, %v", fin, err)
 	}
 	err = cl.Call(&ls, "supervisor_crossSafe", "999")
@@ -230,14 +241,14 @@ func TestPromotesUnsafeSafeAndFinalized(t *testing.T) {
 
 func TestExhaustL1BeforeNextL1BlockExists(t *testing.T) {
 	l1 := startL1(t)
-	mine(t, l1, 2)
-	anchor := l1Ref(t, l1, 1)
+	mine(t, l1, 1)
+	anchor := l1Ref(t, l1, 0)
 	node := startNode(t, 901, anchor)
 	startSupervisor(t, l1, t.TempDir(), []supervisor.NodeConfig{node.ws()}, 901)
 	waitFor(t, "subscription", node.subscribed)
 
-	head := l1Ref(t, l1, 2)
-	node.chain.ReportExhaustL1(head) // block 3 does not exist yet
+	head := l1Ref(t, l1, 1)
+	node.chain.ReportExhaustL1(head) // block 2 does not exist yet
 	// Give the supervisor time to (wrongly) act before L1 advances: poll a few rounds.
 	deadline := time.Now().Add(300 * time.Millisecond)
 	for time.Now().Before(deadline) {
@@ -247,14 +258,13 @@ func TestExhaustL1BeforeNextL1BlockExists(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	mine(t, l1, 1)
-	next := l1Ref(t, l1, 3)
+	next := l1Ref(t, l1, 2)
 	// The node does not repeat its event: the supervisor must remember it.
 	waitFor(t, "next L1 block provided", func() bool {
 		p := node.chain.Provided()
 		return len(p) == 1 && p[0] == next
 	})
 	// And once provided, it is not provided again.
-	mine(t, l1, 2)
 	time.Sleep(200 * time.Millisecond)
 	if p := node.chain.Provided(); len(p) != 1 {
 		t.Fatalf("provided %d times", len(p))
@@ -263,8 +273,8 @@ func TestExhaustL1BeforeNextL1BlockExists(t *testing.T) {
 
 func TestNodeRestartMidStreamLosesNoPromotion(t *testing.T) {
 	l1 := startL1(t)
-	mine(t, l1, 3)
-	anchor := l1Ref(t, l1, 1)
+	mine(t, l1, 1)
+	anchor := l1Ref(t, l1, 0)
 	node := startNode(t, 901, anchor)
 	startSupervisor(t, l1, t.TempDir(), []supervisor.NodeConfig{node.ws()}, 901)
 	waitFor(t, "subscription", node.subscribed)
@@ -279,7 +289,7 @@ func TestNodeRestartMidStreamLosesNoPromotion(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		last = node.chain.AddBlock(anchor.ID())
 	}
-	src := l1Ref(t, l1, 3)
+	src := l1Ref(t, l1, 1)
 	safe, err := node.chain.MarkSafe(6, src)
 	if err != nil {
 		t.Fatal(err)
@@ -296,15 +306,15 @@ func TestNodeRestartMidStreamLosesNoPromotion(t *testing.T) {
 
 func TestResetBisectsToLastCommonBlock(t *testing.T) {
 	l1 := startL1(t)
-	mine(t, l1, 3)
-	anchor := l1Ref(t, l1, 1)
+	mine(t, l1, 1)
+	anchor := l1Ref(t, l1, 0)
 	node := startNode(t, 901, anchor)
 	sup := startSupervisor(t, l1, t.TempDir(), []supervisor.NodeConfig{node.ws()}, 901)
 	waitFor(t, "subscription", node.subscribed)
 	for i := 0; i < 15; i++ {
 		node.chain.AddBlock(anchor.ID())
 	}
-	src := l1Ref(t, l1, 3)
+	src := l1Ref(t, l1, 1)
 	safe15, err := node.chain.MarkSafe(15, src)
 	if err != nil {
 		t.Fatal(err)
@@ -328,8 +338,8 @@ func TestResetBisectsToLastCommonBlock(t *testing.T) {
 
 func TestCrossChainMessages(t *testing.T) {
 	l1 := startL1(t)
-	mine(t, l1, 3)
-	anchor := l1Ref(t, l1, 1)
+	mine(t, l1, 1)
+	anchor := l1Ref(t, l1, 0)
 	a := startNode(t, 901, anchor)
 	b := startNode(t, 902, anchor)
 	startSupervisor(t, l1, t.TempDir(), []supervisor.NodeConfig{a.ws(), b.ws()}, 901, 902)
@@ -347,7 +357,7 @@ func TestCrossChainMessages(t *testing.T) {
 	b2 := b.chain.AddBlock(anchor.ID(), interop.EncodeExecutingMessage(forged))
 
 	waitFor(t, "cross-unsafe of the valid message", func() bool { return b.chain.Heads().CrossUnsafe == b1 })
-	src := l1Ref(t, l1, 2)
+	src := l1Ref(t, l1, 1)
 	if _, err := a.chain.MarkSafe(1, src); err != nil {
 		t.Fatal(err)
 	}
@@ -371,8 +381,8 @@ func TestCrossChainMessages(t *testing.T) {
 
 func TestPullModeOverHTTP(t *testing.T) {
 	l1 := startL1(t)
-	mine(t, l1, 2)
-	anchor := l1Ref(t, l1, 1)
+	mine(t, l1, 1)
+	anchor := l1Ref(t, l1, 0)
 	node := startNode(t, 901, anchor)
 	sup := startSupervisor(t, l1, t.TempDir(), []supervisor.NodeConfig{node.http()}, 901)
 	waitFor(t, "connection", func() bool { return sup.ConnectedNodes() == 1 })
@@ -380,7 +390,7 @@ func TestPullModeOverHTTP(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		last = node.chain.AddBlock(anchor.ID())
 	}
-	safe, err := node.chain.MarkSafe(5, l1Ref(t, l1, 2))
+	safe, err := node.chain.MarkSafe(5, l1Ref(t, l1, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,8 +405,8 @@ func TestPullModeOverHTTP(t *testing.T) {
 
 func TestRestartResumesFromDatabase(t *testing.T) {
 	l1 := startL1(t)
-	mine(t, l1, 3)
-	anchor := l1Ref(t, l1, 1)
+	mine(t, l1, 1)
+	anchor := l1Ref(t, l1, 0)
 	node := startNode(t, 901, anchor)
 	dir := t.TempDir()
 	sup := startSupervisor(t, l1, dir, []supervisor.NodeConfig{node.ws()}, 901)
@@ -404,7 +414,7 @@ func TestRestartResumesFromDatabase(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		node.chain.AddBlock(anchor.ID())
 	}
-	safe, _ := node.chain.MarkSafe(4, l1Ref(t, l1, 3))
+	safe, _ := node.chain.MarkSafe(4, l1Ref(t, l1, 1))
 	waitFor(t, "cross-safe 4", func() bool { return node.chain.Heads().CrossSafe == safe })
 	before := sup.Status().Chains[901]
 	if err := sup.Close(); err != nil {
@@ -419,8 +429,8 @@ func TestRestartResumesFromDatabase(t *testing.T) {
 
 func TestNodeOfUnknownChainIsNotManaged(t *testing.T) {
 	l1 := startL1(t)
-	mine(t, l1, 2)
-	node := startNode(t, 903, l1Ref(t, l1, 1))
+	mine(t, l1, 1)
+	node := startNode(t, 903, l1Ref(t, l1, 0))
 	sup := startSupervisor(t, l1, t.TempDir(), []supervisor.NodeConfig{node.ws()}, 901)
 	time.Sleep(300 * time.Millisecond) // several dial attempts
 	if node.subscribed() || len(sup.Status().Chains) != 0 {
