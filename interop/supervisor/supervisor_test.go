@@ -72,7 +72,13 @@ type testNode struct {
 
 func startNode(t *testing.T, id interop.ChainID, anchor eth.BlockRef) *testNode {
 	t.Helper()
-	n := &testNode{chain: memchain.New(id, anchor.Time, 2, anchor), secret: interop.Secret{byte(id), 7}}
+	return startNodeAt(t, id, anchor, anchor.Time)
+}
+
+// startNodeAt starts a node whose L2 genesis has the given timestamp.
+func startNodeAt(t *testing.T, id interop.ChainID, anchor eth.BlockRef, genesisTime uint64) *testNode {
+	t.Helper()
+	n := &testNode{chain: memchain.New(id, genesisTime, 2, anchor), secret: interop.Secret{byte(id), 7}}
 	n.start(t, 0)
 	t.Cleanup(n.stop)
 	return n
