@@ -407,14 +407,3 @@ func TestResetEventClearsDeduplication(t *testing.T) {
 		t.Fatalf("events %v", kinds)
 	}
 }
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}

@@ -32,7 +32,6 @@ type nodeConn struct {
 	// not been given to it.
 	exhausted *eth.BlockRef
 	acked     promotion
-	ackedAt   time.Time
 	// invalidated is the last invalidation the node acknowledged.
 	invalidated eth.BlockSeal
 
