@@ -443,3 +443,29 @@ func TestNodeOfUnknownChainIsNotManaged(t *testing.T) {
 		t.Fatal("a node outside the dependency set is managed")
 	}
 }
+
+// TestTwoNodesOfOneChain: both nodes of a chain are followed and both are promoted.
+func TestTwoNodesOfOneChain(t *testing.T) {
+	l1 := startL1(t)
+	mine(t, l1, 1)
+	anchor := l1Ref(t, l1, 0)
+	// Two nodes building the same chain: the in-memory chain is deterministic.
+	n1, n2 := startNode(t, 901, anchor), startNode(t, 901, anchor)
+	startSupervisor(t, l1, t.TempDir(), []supervisor.NodeConfig{n1.ws(), n2.ws()}, 901)
+	waitFor(t, "subscriptions", func() bool { return n1.subscribed() && n2.subscribed() })
+	var last eth.L2BlockRef
+	for i := 0; i < 5; i++ {
+		last = n1.chain.AddBlock(anchor.ID())
+		if got := n2.chain.AddBlock(anchor.ID()); got != last {
+			t.Fatalf("the two chains differ: %s vs %s", got.Hash, last.Hash)
+		}
+	}
+	safe, _ := n1.chain.MarkSafe(5, l1Ref(t, l1, 1))
+	if _, err := n2.chain.MarkSafe(5, l1Ref(t, l1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "both nodes promoted", func() bool {
+		h1, h2 := n1.chain.Heads(), n2.chain.Heads()
+		return h1.CrossUnsafe == last && h2.CrossUnsafe == last && h1.CrossSafe == safe && h2.CrossSafe == safe
+	})
+}
