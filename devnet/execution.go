@@ -58,6 +58,10 @@ type executionConfig struct {
 	// behind that JWT secret, as a consensus client expects.
 	jwtSecretPath string
 	authPort      int
+	// noLogIndex skips the log search index: eth_getLogs then scans blocks, which is fine
+	// on a dev chain, and a resumed datadir opens without re-reading the index (slow under
+	// the race detector).
+	noLogIndex bool
 }
 
 // executionClient is a started op-geth node with its eth service.
@@ -116,6 +120,7 @@ func startExecutionClient(cfg executionConfig) (*executionClient, error) {
 	ethCfg.TrieCleanCache = 32
 	ethCfg.TrieDirtyCache = 32
 	ethCfg.SnapshotCache = 0
+	ethCfg.LogNoHistory = cfg.noLogIndex
 	backend, err := eth.New(stack, &ethCfg)
 	if err != nil {
 		stack.Close()

@@ -78,6 +78,7 @@ func StartL2(cfg L2Config) (*L2, error) {
 		logger:        cfg.Logger,
 		jwtSecretPath: secretPath,
 		authPort:      cfg.AuthPort,
+		noLogIndex:    true,
 	})
 	if err != nil {
 		l2.removeSecretDir()

@@ -140,18 +140,15 @@ func (s *Sequencer) start(ctx context.Context, head eth.L2BlockRef) error {
 		if errors.Is(err, ErrL1Reorg) {
 			return s.recoverFromL1Reorg(ctx, head, err)
 		}
-		s.fail("origin", err)
-		return ctx.Err()
+		return s.retry(ctx, "origin", err)
 	}
 	attrs, err := s.rcfg.PayloadAttributes(s.cfg.L1ChainConfig, s.sys, head, sel.Origin, nil, sel.PastDrift)
 	if err != nil {
-		s.fail("attributes", err)
-		return ctx.Err()
+		return s.retry(ctx, "attributes", err)
 	}
 	id, err := s.engine.StartBuilding(ctx, head, attrs)
 	if err != nil {
-		s.fail(classOf(err), err)
-		return ctx.Err()
+		return s.retry(ctx, classOf(err), err)
 	}
 	s.building = &job{parent: head, id: id, time: attrs.Timestamp, started: s.clock.Now()}
 	s.log.Debug("started building", "parent", head.ID(), "origin", sel.Origin.Number.Uint64(), "time", attrs.Timestamp, "past_drift", sel.PastDrift)
@@ -165,8 +162,7 @@ func (s *Sequencer) seal(ctx context.Context) (*engine.ExecutionPayloadEnvelope,
 		// A payload that failed to seal is dropped: after an engine restart its ID is
 		// unknown, and after a rejection it cannot succeed. The next action rebuilds.
 		s.building = nil
-		s.fail(classOf(err), err)
-		return nil, ctx.Err()
+		return nil, s.retry(ctx, classOf(err), err)
 	}
 	s.building = nil
 	s.attempts = 0
@@ -187,22 +183,19 @@ func (s *Sequencer) recoverFromL1Reorg(ctx context.Context, head eth.L2BlockRef,
 	for ref.Number > safe.Number {
 		ok, err := s.originCanonical(ctx, ref.L1Origin)
 		if err != nil {
-			s.fail("l1", err)
-			return ctx.Err()
+			return s.retry(ctx, "l1", err)
 		}
 		if ok {
 			break
 		}
 		parent, err := s.engine.BlockRefByHash(ctx, ref.ParentHash)
 		if err != nil {
-			s.fail(classOf(err), err)
-			return ctx.Err()
+			return s.retry(ctx, classOf(err), err)
 		}
 		ref = parent
 	}
 	if err := s.engine.SetUnsafeHead(ctx, ref); err != nil {
-		s.fail(classOf(err), err)
-		return ctx.Err()
+		return s.retry(ctx, classOf(err), err)
 	}
 	s.metrics.RecordSequencerReset()
 	s.log.Warn("unsafe chain rewound", "from", head.ID(), "to", ref.ID(), "origin", ref.L1Origin)
@@ -215,6 +208,16 @@ func (s *Sequencer) originCanonical(ctx context.Context, id eth.BlockID) (bool, 
 		return false, fmt.Errorf("read L1 block %d: %w: %w", id.Number, ErrL1Unavailable, err)
 	}
 	return h.Hash() == id.Hash, nil
+}
+
+// retry records a failed action and schedules the next attempt; once ctx is done (the
+// node is closing) the failure is the cancellation itself and is returned, not logged.
+func (s *Sequencer) retry(ctx context.Context, class string, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	s.fail(class, err)
+	return nil
 }
 
 // fail schedules a retry with exponential backoff; repeated failures stretch the delay so
