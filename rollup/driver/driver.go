@@ -108,13 +108,12 @@ type Driver struct {
 	l1Head, l1Safe, l1Finalized eth.L1BlockRef
 	syncTarget                  eth.L2BlockRef
 
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	stopped  chan struct{}
-	errMu    sync.Mutex
-	err      error
-	startOne sync.Once
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	stopped chan struct{}
+	errMu   sync.Mutex
+	err     error
 }
 
 // New returns a driver; call Start to run it.

@@ -142,6 +142,10 @@ func TestExecutionClientRestart(t *testing.T) {
 	if after.Number <= before.Number {
 		t.Fatal("no progress after restart")
 	}
+	// The outage was seen and ridden out with retries, not missed.
+	if got := metricValue(t, d, "opkit_node_sequencer_errors_total"); got < 1 {
+		t.Fatalf("no sequencer errors recorded across the restart (%v)", got)
+	}
 	select {
 	case <-d.Node.Done():
 		t.Fatalf("driver stopped: %v", d.Node.Err())
