@@ -47,6 +47,13 @@ func TestL1ReorgBelowSequencerOrigin(t *testing.T) {
 	if h := d.L1.Backend().BlockChain().GetHeaderByNumber(origin.Number); h != nil && h.Hash() == origin.Hash {
 		t.Fatal("the origin survived the L1 reorg")
 	}
+	// L1 now ends below the old origin. Without any further L1 block the sequencer must
+	// notice and move its unsafe chain onto the new branch.
+	waitFor(t, 30*time.Second, "the unsafe head to sit on a canonical origin", func() bool {
+		o := syncStatus(t, nodeRPC).UnsafeL2.L1Origin
+		canon := d.L1.Backend().BlockChain().GetHeaderByNumber(o.Number)
+		return o.Number < origin.Number && canon != nil && canon.Hash() == o.Hash
+	})
 	resume()
 
 	// The sequencer must move onto the new branch: wait for its origin to pass the old one.

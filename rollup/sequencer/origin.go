@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/big"
 
+	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
@@ -60,6 +61,10 @@ func (s *OriginSelector) FindL1Origin(ctx context.Context, parent eth.L2BlockRef
 		return Selection{}, fmt.Errorf("read L1 origin %s: %w: %w", parent.L1Origin, ErrL1Unavailable, err)
 	}
 	canonical, err := s.l1.HeaderByNumber(ctx, current.Number)
+	if errors.Is(err, ethereum.NotFound) {
+		// L1 now ends below the origin: the origin's branch was dropped.
+		return Selection{}, fmt.Errorf("origin %s of L2 block %s is above the L1 head: %w", parent.L1Origin, parent.ID(), ErrL1Reorg)
+	}
 	if err != nil {
 		return Selection{}, fmt.Errorf("read L1 block %d: %w: %w", current.Number, ErrL1Unavailable, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/beacon/engine"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/params"
@@ -204,6 +205,9 @@ func (s *Sequencer) recoverFromL1Reorg(ctx context.Context, head eth.L2BlockRef,
 
 func (s *Sequencer) originCanonical(ctx context.Context, id eth.BlockID) (bool, error) {
 	h, err := s.origins.l1.HeaderByNumber(ctx, bigU(id.Number))
+	if errors.Is(err, ethereum.NotFound) {
+		return false, nil // L1 ends below this origin
+	}
 	if err != nil {
 		return false, fmt.Errorf("read L1 block %d: %w: %w", id.Number, ErrL1Unavailable, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/beacon/engine"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -49,7 +50,7 @@ func (l *fakeL1) head() eth.L1BlockRef { return eth.BlockRefFromHeader(l.canon[l
 
 func (l *fakeL1) HeaderByNumber(_ context.Context, n *big.Int) (*types.Header, error) {
 	if n.Uint64() >= uint64(len(l.canon)) {
-		return nil, errors.New("not found")
+		return nil, ethereum.NotFound
 	}
 	return l.canon[n.Uint64()], nil
 }
@@ -149,6 +150,12 @@ func TestOriginDetectsL1Reorg(t *testing.T) {
 	l1.add(113, 1)
 	if _, err := s.FindL1Origin(ctx, parent, l1.head()); !errors.Is(err, ErrL1Reorg) {
 		t.Fatalf("stale origin accepted: %v", err)
+	}
+	// L1 reorged to a shorter chain that ends below the origin: also a reorg, not an
+	// "L1 unavailable" to wait out.
+	l1.canon = l1.canon[:1]
+	if _, err := s.FindL1Origin(ctx, parent, l1.head()); !errors.Is(err, ErrL1Reorg) {
+		t.Fatalf("origin above a shorter L1: %v", err)
 	}
 }
 
