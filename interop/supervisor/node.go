@@ -192,9 +192,15 @@ func (n *nodeConn) session(ctx context.Context) error {
 	// Subscribe before the consistency check, so nothing the node does meanwhile is missed.
 	events := make(chan interop.EventEntry, 128)
 	sub, err := cl.Subscribe(ctx, interop.Namespace, events, interop.EventsTopic)
-	pull := errors.Is(err, rpc.ErrNotificationsUnsupported)
+	// Pull when the transport cannot carry notifications (HTTP) or the node answered that
+	// it does not offer the subscription; a failed connection is retried instead.
+	var rpcErr rpc.Error
+	pull := errors.Is(err, rpc.ErrNotificationsUnsupported) || errors.As(err, &rpcErr)
 	if err != nil && !pull {
 		return fmt.Errorf("subscribe to events: %w", err)
+	}
+	if pull {
+		sub = nil
 	}
 	if sub != nil {
 		defer sub.Unsubscribe()
