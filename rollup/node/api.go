@@ -81,7 +81,7 @@ func (n *Node) OutputAtBlock(ctx context.Context, number uint64) (*eth.OutputRes
 	if refErr != nil {
 		return nil, fmt.Errorf("output at block %d: %w", number, refErr)
 	}
-	out, err := n.outputV0(ctx, ref.Hash)
+	out, err := n.OutputV0(ctx, ref.Hash)
 	if err != nil {
 		return nil, fmt.Errorf("output at block %d: %w", number, err)
 	}
@@ -95,7 +95,9 @@ func (n *Node) OutputAtBlock(ctx context.Context, number uint64) (*eth.OutputRes
 	}, nil
 }
 
-func (n *Node) outputV0(ctx context.Context, blockHash common.Hash) (eth.OutputV0, error) {
+// OutputV0 is the version-0 output of the L2 block with hash blockHash: its state root, the
+// L2ToL1MessagePasser storage root and the hash. The supervisor's managed mode asks for it.
+func (n *Node) OutputV0(ctx context.Context, blockHash common.Hash) (eth.OutputV0, error) {
 	ec := n.engine.Client().Eth
 	header, err := ec.HeaderByHash(ctx, blockHash)
 	if err != nil {
