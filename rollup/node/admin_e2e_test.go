@@ -176,3 +176,23 @@ func TestDevnetResumesFromDatadir(t *testing.T) {
 	}
 	waitUnsafe(t, c2, resumed.UnsafeL2.Number+5, 30*time.Second)
 }
+
+// TestMaxSafeLagOnOpGeth: with nothing deriving safe blocks yet, safe stays at genesis, so
+// a sequencer with max safe lag 5 builds blocks 1-5 and then waits (0 + 5 <= 5), however
+// far L1 moves.
+func TestMaxSafeLagOnOpGeth(t *testing.T) {
+	d := startFastDevnet(t, devnet.Config{SequencerMaxSafeLag: 5}, 20)
+	c := dialNode(t, d.Node.RPCEndpoint())
+	st := waitUnsafe(t, c, 5, 30*time.Second)
+	l1Then := st.HeadL1.Number
+	waitFor(t, 30*time.Second, "the node to see 10 more L1 blocks", func() bool {
+		return syncStatus(t, c).HeadL1.Number >= l1Then+10
+	})
+	st = syncStatus(t, c)
+	if st.UnsafeL2.Number != 5 || st.SafeL2.Number != 0 {
+		t.Fatalf("unsafe %d, safe %d: want the sequencer paused at 5", st.UnsafeL2.Number, st.SafeL2.Number)
+	}
+	if got := metricValue(t, d, "opkit_node_sequencer_safe_lag_paused"); got != 1 {
+		t.Fatalf("paused gauge %v", got)
+	}
+}
