@@ -13,9 +13,12 @@ import (
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/stateless"
 	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/ethdb/memorydb"
 	"github.com/ethereum/go-ethereum/params"
 	"github.com/ethereum/go-ethereum/rlp"
 	"github.com/ethereum/go-ethereum/rpc"
+	"github.com/ethereum/go-ethereum/trie"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/opkit/opkit/collector/replay"
@@ -39,7 +42,13 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the collector's metrics; nil keeps them unregistered.
 	Registerer prometheus.Registerer
+	// Accounts are kept provable at every block, touched or not; default the
+	// L2ToL1MessagePasser, whose storage root goes into every output root.
+	Accounts []common.Address
 }
+
+// MessagePasser is the L2ToL1MessagePasser predeploy.
+var MessagePasser = common.HexToAddress("0x4200000000000000000000000000000000000016")
 
 // ErrHalted is returned by Sync and Run once a block failed its check: collection never
 // skips a block it could not verify.
@@ -74,6 +83,9 @@ func New(ctx context.Context, cfg Config) (*Collector, error) {
 	}
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.NewRegistry()
+	}
+	if cfg.Accounts == nil {
+		cfg.Accounts = []common.Address{MessagePasser}
 	}
 	client, err := rpc.DialContext(ctx, cfg.L2)
 	if err != nil {
@@ -259,10 +271,11 @@ const prefetch = 4
 
 // fetched is a block and its execution witness, or why they could not be fetched.
 type fetched struct {
-	n     uint64
-	block *types.Block
-	w     *stateless.ExtWitness
-	err   error
+	n      uint64
+	block  *types.Block
+	w      *stateless.ExtWitness
+	proofs [][]byte // post-state account proof nodes of Config.Accounts
+	err    error
 }
 
 // fetchAhead fetches blocks from..to with their witnesses, in order, into out; it stops
@@ -272,6 +285,9 @@ func (c *Collector) fetchAhead(ctx context.Context, from, to uint64, out chan<- 
 	for n := from; n <= to; n++ {
 		f := fetched{n: n}
 		f.block, f.w, f.err = c.fetch(ctx, n)
+		if f.err == nil {
+			f.proofs, f.err = c.accountProofs(ctx, f.block)
+		}
 		select {
 		case out <- f:
 		case <-ctx.Done():
@@ -393,6 +409,31 @@ func (c *Collector) witness(ctx context.Context, at any) (*stateless.ExtWitness,
 	return &w, nil
 }
 
+// accountProofs fetches the post-state proofs of the always-kept accounts at block and
+// checks them against its state root.
+func (c *Collector) accountProofs(ctx context.Context, block *types.Block) ([][]byte, error) {
+	var nodes [][]byte
+	for _, addr := range c.cfg.Accounts {
+		var res struct {
+			AccountProof []hexutil.Bytes `json:"accountProof"`
+		}
+		if err := c.client.CallContext(ctx, &res, "eth_getProof", addr, []string{}, block.Hash().Hex()); err != nil {
+			return nil, fmt.Errorf("proof of %s at block %d: %w", addr, block.NumberU64(), err)
+		}
+		db := memorydb.New()
+		for _, node := range res.AccountProof {
+			if err := db.Put(crypto.Keccak256(node), node); err != nil {
+				return nil, err
+			}
+			nodes = append(nodes, node)
+		}
+		if _, err := trie.VerifyProof(block.Root(), crypto.Keccak256(addr[:]), db); err != nil {
+			return nil, fmt.Errorf("%w: proof of %s at block %d does not match its state root: %w", ErrHalted, addr, block.NumberU64(), err)
+		}
+	}
+	return nodes, nil
+}
+
 // collect replays and stores a fetched block, whose parent must be parent (unless
 // parent is zero: the first block after a gap or of an empty store).
 func (c *Collector) collect(ctx context.Context, f fetched, parent common.Hash) (common.Hash, error) {
@@ -410,6 +451,11 @@ func (c *Collector) collect(ctx context.Context, f fetched, parent common.Hash) 
 	rec := &store.Block{
 		Number: n, Hash: block.Hash(), ParentHash: block.ParentHash(), Root: block.Root(),
 		Headers: col.Headers, State: col.State, Codes: col.Codes, Created: col.Created,
+	}
+	for _, node := range f.proofs {
+		h := crypto.Keccak256Hash(node)
+		rec.Proofs = append(rec.Proofs, h)
+		col.Preimages[h] = node
 	}
 	if err := c.store.AddBlock(rec, col.Preimages); err != nil {
 		return common.Hash{}, err
@@ -491,22 +537,26 @@ func (c *Collector) Status() (*Status, error) {
 		s.Halted = c.halted.Error()
 	}
 	c.mu.Unlock()
-	first, last, ok, err := c.store.Bounds()
-	if err != nil {
-		return nil, err
-	}
-	if ok {
-		fb, err := c.store.Block(first)
-		if err != nil {
-			return nil, err
+	// The follower may release the first block between reading the bounds and the
+	// blocks; read again when that happens.
+	for attempt := 0; ; attempt++ {
+		first, last, ok, err := c.store.Bounds()
+		if err != nil || !ok {
+			break
 		}
-		lb, err := c.store.Block(last)
-		if err != nil {
+		fb, ferr := c.store.Block(first)
+		lb, lerr := c.store.Block(last)
+		if err := errors.Join(ferr, lerr); err != nil {
+			if errors.Is(err, store.ErrNotFound) && attempt < 3 {
+				continue
+			}
 			return nil, err
 		}
 		fid, lid := fb.ID(), lb.ID()
 		s.First, s.Last = &fid, &lid
+		break
 	}
+	var err error
 	s.Gaps, err = c.store.Gaps()
 	if err != nil {
 		return nil, err

@@ -249,6 +249,8 @@ func touched(block *types.Block, receipts types.Receipts) []proofQuery {
 			out = append(out, proofQuery{addr: *tx.To(), slots: []string{}})
 		}
 	}
+	// The message passer is kept provable at every block, touched or not.
+	out = append(out, proofQuery{addr: collector.MessagePasser, slots: []string{}})
 	// The beacon-roots system contract is written by every block.
 	out = append(out, proofQuery{addr: common.HexToAddress("0x000F3df6D732807Ef1319fB7B8bB8522d0Beac02"), slots: []string{}})
 	return out
@@ -265,5 +267,3 @@ func sameJSON(t testing.TB, a, b json.RawMessage) bool {
 	}
 	return reflect.DeepEqual(x, y)
 }
-
-var _ = collector.DefaultWindow

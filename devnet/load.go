@@ -229,3 +229,43 @@ func (g *Load) MineBlocks(ctx context.Context, n int) error {
 	}
 	return nil
 }
+
+// Populate funds n brand-new accounts, perBlock transfers to a block, so that a test can
+// start from a state whose trie is already as deep as its steady state will be.
+func (g *Load) Populate(ctx context.Context, n, perBlock int) error {
+	accounts := g.l1.Accounts()
+	for n > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		count := min(n, perBlock)
+		head := g.l1.Head()
+		tip := big.NewInt(1e9)
+		feeCap := new(big.Int).Add(new(big.Int).Mul(head.BaseFee, big.NewInt(2)), tip)
+		txs := make([]*types.Transaction, 0, count)
+		for i := 0; i < count; i++ {
+			from := accounts[i%len(accounts)]
+			g.fresh++
+			to := common.BytesToAddress(crypto.Keccak256([]byte("opkit load recipient"), new(big.Int).SetUint64(g.fresh).Bytes()))
+			txs = append(txs, types.MustSignNewTx(from.Key, g.signer, &types.DynamicFeeTx{
+				ChainID: g.l1.ChainConfig().ChainID, Nonce: g.nonces[from.Address], GasTipCap: tip, GasFeeCap: feeCap,
+				Gas: 21000, To: &to, Value: big.NewInt(1),
+			}))
+			g.nonces[from.Address]++
+		}
+		for i, err := range g.l1.Backend().TxPool().Add(txs, true) {
+			if err != nil {
+				return fmt.Errorf("load: add transaction %d: %w", i, err)
+			}
+		}
+		header, err := g.l1.Mine()
+		if err != nil {
+			return fmt.Errorf("load: %w", err)
+		}
+		if err := g.checkBlock(header, txs); err != nil {
+			return err
+		}
+		n -= count
+	}
+	return nil
+}

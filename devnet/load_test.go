@@ -89,3 +89,29 @@ func TestLoadResyncsAfterReorg(t *testing.T) {
 		t.Fatalf("head %d on the new branch, want 7", got)
 	}
 }
+
+func TestLoadPopulatesFreshAccounts(t *testing.T) {
+	l1 := startTestL1(t, L1Config{Scheme: Path})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	load := NewLoad(l1, LoadConfig{Seed: 3})
+	if err := load.Populate(ctx, 250, 100); err != nil {
+		t.Fatal(err)
+	}
+	if got := l1.Head().Number.Uint64(); got != 3 {
+		t.Fatalf("250 accounts at 100 a block took %d blocks, want 3", got)
+	}
+	st, err := l1.Backend().BlockChain().State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	funded := 0
+	for _, tx := range l1.Backend().BlockChain().GetBlockByNumber(2).Transactions() {
+		if st.GetBalance(*tx.To()).Sign() > 0 {
+			funded++
+		}
+	}
+	if funded != 100 {
+		t.Fatalf("%d of block 2's 100 recipients hold a balance", funded)
+	}
+}

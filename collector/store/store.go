@@ -45,14 +45,18 @@ type Block struct {
 	Codes []common.Hash
 	// Created are the post-state trie nodes the block writes.
 	Created []common.Hash
+	// Proofs are post-state nodes on the paths of accounts kept for every block (the
+	// L2ToL1MessagePasser), whether or not the block touched them.
+	Proofs []common.Hash
 }
 
 // Refs is the set of preimages the block needs, without duplicates.
 func (b *Block) Refs() []common.Hash {
-	all := make([]common.Hash, 0, len(b.State)+len(b.Codes)+len(b.Created))
+	all := make([]common.Hash, 0, len(b.State)+len(b.Codes)+len(b.Created)+len(b.Proofs))
 	all = append(all, b.State...)
 	all = append(all, b.Codes...)
 	all = append(all, b.Created...)
+	all = append(all, b.Proofs...)
 	slices.SortFunc(all, func(x, y common.Hash) int { return x.Cmp(y) })
 	return slices.Compact(all)
 }
