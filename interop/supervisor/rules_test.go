@@ -16,7 +16,6 @@ import (
 // cross-safe as it is, or be invalidated and replaced.
 func TestExecutingMessageRules(t *testing.T) {
 	l1 := startL1(t)
-	mine(t, l1, 1)
 	anchor := l1Ref(t, l1, 0)
 	src := l1Ref(t, l1, 1)
 	initLog := &types.Log{Address: common.Address{0xaa}, Topics: []common.Hash{{1}}, Data: []byte("init")}

@@ -3,6 +3,7 @@ package supervisor_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net"
 	"strconv"
@@ -23,14 +24,41 @@ import (
 	"github.com/opkit/opkit/interop/supervisor"
 )
 
+// startL1 starts a dev L1 and seals its first block. The first seal of a fresh dev L1
+// can wait forever inside op-geth (its payload builder may finish before the seal starts
+// waiting for it), so the seal has a deadline and is retried on a new L1.
 func startL1(t *testing.T) *devnet.L1 {
 	t.Helper()
-	l1, err := devnet.StartL1(devnet.L1Config{})
-	if err != nil {
-		t.Fatal(err)
+	for attempt := 0; attempt < 3; attempt++ {
+		l1, err := devnet.StartL1(devnet.L1Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sealWithin(l1, 10*time.Second) == nil {
+			t.Cleanup(func() { _ = l1.Close() })
+			return l1
+		}
+		// Not closed: closing would wait for the stuck seal.
+		t.Logf("dev L1 did not seal its first block in 10s, starting another")
 	}
-	t.Cleanup(func() { _ = l1.Close() })
-	return l1
+	t.Fatal("dev L1 never sealed a block")
+	return nil
+}
+
+var errSealTimeout = errors.New("dev L1 did not seal a block in time")
+
+func sealWithin(l1 *devnet.L1, d time.Duration) error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := l1.Mine()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		return errSealTimeout
+	}
 }
 
 func l1Ref(t *testing.T, l1 *devnet.L1, n uint64) eth.BlockRef {
@@ -45,7 +73,7 @@ func l1Ref(t *testing.T, l1 *devnet.L1, n uint64) eth.BlockRef {
 func mine(t *testing.T, l1 *devnet.L1, n int) {
 	t.Helper()
 	for i := 0; i < n; i++ {
-		if _, err := l1.Mine(); err != nil {
+		if err := sealWithin(l1, 30*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -178,7 +206,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestPromotesUnsafeSafeAndFinalized(t *testing.T) {
 	l1 := startL1(t)
-	mine(t, l1, 1)
 	anchor := l1Ref(t, l1, 0)
 	node := startNode(t, 901, anchor)
 	sup := startSupervisor(t, l1, t.TempDir(), []supervisor.NodeConfig{node.ws()}, 901)
@@ -247,7 +274,6 @@ func TestPromotesUnsafeSafeAndFinalized(t *testing.T) {
 
 func TestExhaustL1BeforeNextL1BlockExists(t *testing.T) {
 	l1 := startL1(t)
-	mine(t, l1, 1)
 	anchor := l1Ref(t, l1, 0)
 	node := startNode(t, 901, anchor)
 	startSupervisor(t, l1, t.TempDir(), []supervisor.NodeConfig{node.ws()}, 901)
@@ -279,7 +305,6 @@ func TestExhaustL1BeforeNextL1BlockExists(t *testing.T) {
 
 func TestNodeRestartMidStreamLosesNoPromotion(t *testing.T) {
 	l1 := startL1(t)
-	mine(t, l1, 1)
 	anchor := l1Ref(t, l1, 0)
 	node := startNode(t, 901, anchor)
 	startSupervisor(t, l1, t.TempDir(), []supervisor.NodeConfig{node.ws()}, 901)
@@ -312,7 +337,6 @@ func TestNodeRestartMidStreamLosesNoPromotion(t *testing.T) {
 
 func TestResetBisectsToLastCommonBlock(t *testing.T) {
 	l1 := startL1(t)
-	mine(t, l1, 1)
 	anchor := l1Ref(t, l1, 0)
 	node := startNode(t, 901, anchor)
 	sup := startSupervisor(t, l1, t.TempDir(), []supervisor.NodeConfig{node.ws()}, 901)
@@ -344,7 +368,6 @@ func TestResetBisectsToLastCommonBlock(t *testing.T) {
 
 func TestCrossChainMessages(t *testing.T) {
 	l1 := startL1(t)
-	mine(t, l1, 1)
 	anchor := l1Ref(t, l1, 0)
 	a := startNode(t, 901, anchor)
 	b := startNode(t, 902, anchor)
@@ -387,7 +410,6 @@ func TestCrossChainMessages(t *testing.T) {
 
 func TestPullModeOverHTTP(t *testing.T) {
 	l1 := startL1(t)
-	mine(t, l1, 1)
 	anchor := l1Ref(t, l1, 0)
 	node := startNode(t, 901, anchor)
 	sup := startSupervisor(t, l1, t.TempDir(), []supervisor.NodeConfig{node.http()}, 901)
@@ -411,7 +433,6 @@ func TestPullModeOverHTTP(t *testing.T) {
 
 func TestRestartResumesFromDatabase(t *testing.T) {
 	l1 := startL1(t)
-	mine(t, l1, 1)
 	anchor := l1Ref(t, l1, 0)
 	node := startNode(t, 901, anchor)
 	dir := t.TempDir()
@@ -435,7 +456,6 @@ func TestRestartResumesFromDatabase(t *testing.T) {
 
 func TestNodeOfUnknownChainIsNotManaged(t *testing.T) {
 	l1 := startL1(t)
-	mine(t, l1, 1)
 	node := startNode(t, 903, l1Ref(t, l1, 0))
 	sup := startSupervisor(t, l1, t.TempDir(), []supervisor.NodeConfig{node.ws()}, 901)
 	time.Sleep(300 * time.Millisecond) // several dial attempts
@@ -447,7 +467,6 @@ func TestNodeOfUnknownChainIsNotManaged(t *testing.T) {
 // TestTwoNodesOfOneChain: both nodes of a chain are followed and both are promoted.
 func TestTwoNodesOfOneChain(t *testing.T) {
 	l1 := startL1(t)
-	mine(t, l1, 1)
 	anchor := l1Ref(t, l1, 0)
 	// Two nodes building the same chain: the in-memory chain is deterministic.
 	n1, n2 := startNode(t, 901, anchor), startNode(t, 901, anchor)
