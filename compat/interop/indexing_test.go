@@ -23,6 +23,7 @@ import (
 	"github.com/opkit/opkit/devnet"
 	oketh "github.com/opkit/opkit/eth"
 	"github.com/opkit/opkit/interop"
+	"github.com/opkit/opkit/interop/l1test"
 	"github.com/opkit/opkit/interop/managed/memchain"
 	"github.com/opkit/opkit/interop/supervisor"
 )
@@ -156,14 +157,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 // TestOpkitSupervisorDrivesOPNodeIndexing runs opkit's supervisor against op-node's own
 // node-side server: events in, provideL1, promotions and a reset out.
 func TestOpkitSupervisorDrivesOPNodeIndexing(t *testing.T) {
-	l1, err := devnet.StartL1(devnet.L1Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l1.Close()
-	if _, err := l1.Mine(); err != nil {
-		t.Fatal(err)
-	}
+	l1 := l1test.Start(t)
 	l1At := func(n uint64) oketh.BlockRef {
 		return oketh.BlockRefFromHeader(l1.Backend().BlockChain().GetHeaderByNumber(n))
 	}
@@ -222,7 +216,7 @@ func TestOpkitSupervisorDrivesOPNodeIndexing(t *testing.T) {
 	if rec.check(func(r *recorder) bool { return len(r.provided) != 0 })() {
 		t.Fatal("an L1 block was provided before it existed")
 	}
-	if _, err := l1.Mine(); err != nil {
+	if err := l1test.SealWithin(l1, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	next := l1At(head.Number + 1)

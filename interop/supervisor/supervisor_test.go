@@ -3,7 +3,6 @@ package supervisor_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net"
 	"strconv"
@@ -19,47 +18,13 @@ import (
 	"github.com/opkit/opkit/devnet"
 	"github.com/opkit/opkit/eth"
 	"github.com/opkit/opkit/interop"
+	"github.com/opkit/opkit/interop/l1test"
 	"github.com/opkit/opkit/interop/managed"
 	"github.com/opkit/opkit/interop/managed/memchain"
 	"github.com/opkit/opkit/interop/supervisor"
 )
 
-// startL1 starts a dev L1 and seals its first block. The first seal of a fresh dev L1
-// can wait forever inside op-geth (its payload builder may finish before the seal starts
-// waiting for it), so the seal has a deadline and is retried on a new L1.
-func startL1(t *testing.T) *devnet.L1 {
-	t.Helper()
-	for attempt := 0; attempt < 3; attempt++ {
-		l1, err := devnet.StartL1(devnet.L1Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if sealWithin(l1, 10*time.Second) == nil {
-			t.Cleanup(func() { _ = l1.Close() })
-			return l1
-		}
-		// Not closed: closing would wait for the stuck seal.
-		t.Logf("dev L1 did not seal its first block in 10s, starting another")
-	}
-	t.Fatal("dev L1 never sealed a block")
-	return nil
-}
-
-var errSealTimeout = errors.New("dev L1 did not seal a block in time")
-
-func sealWithin(l1 *devnet.L1, d time.Duration) error {
-	done := make(chan error, 1)
-	go func() {
-		_, err := l1.Mine()
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(d):
-		return errSealTimeout
-	}
-}
+func startL1(t *testing.T) *devnet.L1 { return l1test.Start(t) }
 
 func l1Ref(t *testing.T, l1 *devnet.L1, n uint64) eth.BlockRef {
 	t.Helper()
@@ -73,7 +38,7 @@ func l1Ref(t *testing.T, l1 *devnet.L1, n uint64) eth.BlockRef {
 func mine(t *testing.T, l1 *devnet.L1, n int) {
 	t.Helper()
 	for i := 0; i < n; i++ {
-		if err := sealWithin(l1, 30*time.Second); err != nil {
+		if err := l1test.SealWithin(l1, 30*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
