@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/ethereum/go-ethereum/core"
 	"github.com/ethereum/go-ethereum/core/rawdb"
@@ -62,6 +63,8 @@ type executionConfig struct {
 	// on a dev chain, and a resumed datadir opens without re-reading the index (slow under
 	// the race detector).
 	noLogIndex bool
+	// recommit, when set, is how often the payload builder rebuilds a pending block.
+	recommit time.Duration
 }
 
 // executionClient is a started op-geth node with its eth service.
@@ -121,6 +124,9 @@ func startExecutionClient(cfg executionConfig) (*executionClient, error) {
 	ethCfg.TrieDirtyCache = 32
 	ethCfg.SnapshotCache = 0
 	ethCfg.LogNoHistory = cfg.noLogIndex
+	if cfg.recommit > 0 {
+		ethCfg.Miner.Recommit = cfg.recommit
+	}
 	backend, err := eth.New(stack, &ethCfg)
 	if err != nil {
 		stack.Close()

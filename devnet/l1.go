@@ -83,6 +83,9 @@ type L1 struct {
 	closeErr  error
 }
 
+// l1Recommit is the dev L1 payload builder's rebuild interval (see StartL1).
+const l1Recommit = 50 * time.Millisecond
+
 // genesisFile is where a datadir keeps the genesis it was created with.
 const genesisFile = "genesis.json"
 
@@ -103,6 +106,13 @@ func StartL1(cfg L1Config) (*L1, error) {
 		scheme:  cfg.Scheme,
 		genesis: genesis,
 		logger:  cfg.Logger,
+		// The simulated consensus client waits for the builder's next payload update
+		// after asking for a block. The builder publishes its first update at once and
+		// then one per recommit interval, and stops after two seconds: with op-geth's
+		// 2 s default a fast first build can land before the wait starts, leaving nothing
+		// to wake it and the seal hanging forever. A short interval keeps updates coming
+		// for the whole build window.
+		recommit: l1Recommit,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start dev L1: %w", err)
