@@ -29,11 +29,11 @@ func TestEveryFlagHasItsEnvVar(t *testing.T) {
 	var walk func(prefix string, cmds []*cli.Command)
 	walk = func(prefix string, cmds []*cli.Command) {
 		for _, c := range cmds {
-			// A nested command shares its parent's variables: "collector verify" flags read
-			// OPKIT_COLLECTOR_*.
+			// A nested command's variables carry both names: "collector verify --from"
+			// reads OPKIT_COLLECTOR_VERIFY_FROM.
 			name := c.Name
 			if prefix != "" {
-				name = prefix
+				name = prefix + "-" + c.Name
 			}
 			checkFlags(t, name, c.Flags)
 			walk(name, c.Subcommands)
