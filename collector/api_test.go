@@ -18,6 +18,7 @@ import (
 // TestGetterAPI checks debug_dbGet's key forms and its refusals, and the server's
 // handling of bad requests.
 func TestGetterAPI(t *testing.T) {
+	t.Parallel()
 	hot, _ := startHot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

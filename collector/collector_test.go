@@ -96,6 +96,7 @@ func checkNoLeak(t testing.TB, st *store.Store) {
 // TestCollectorAgainstArchive follows a hot path-scheme client under varied load and
 // checks everything it serves against a hash-scheme archive of the same chain.
 func TestCollectorAgainstArchive(t *testing.T) {
+	t.Parallel()
 	ch := startChains(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -108,6 +108,7 @@ func (l *lyingClient) forge(w http.ResponseWriter, body []byte) {
 // what executing it gives: collection stops with an error, the block is not stored,
 // and status, /health and metrics all say so.
 func TestMismatchHaltsLoudly(t *testing.T) {
+	t.Parallel()
 	hot, _ := startHot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

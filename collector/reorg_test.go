@@ -17,6 +17,7 @@ import (
 // collector's last block: the orphaned blocks leave the store with their preimages and
 // the new branch is collected and verifies.
 func TestReorgDropsOrphansAndCollectsNewBranch(t *testing.T) {
+	t.Parallel()
 	hot, _ := startHot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -85,6 +86,7 @@ func TestReorgDropsOrphansAndCollectsNewBranch(t *testing.T) {
 // resumes from its last block without missing one. Stopped for longer than the
 // execution client keeps state, it reports the blocks it could not collect.
 func TestRestartResumesAndReportsGap(t *testing.T) {
+	t.Parallel()
 	hot, _ := startHot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
