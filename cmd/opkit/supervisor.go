@@ -32,7 +32,7 @@ func supervisorCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "node", Usage: "interop RPC of a managed node (ws:// subscribes, http:// pulls); repeat for several nodes", Required: true, EnvVars: envVars(cmd, "node")},
 			&cli.StringSliceFlag{Name: "jwt-secret", Usage: "JWT secret file shared with the nodes: one for all, or one per --node in the same order; must exist", Required: true, EnvVars: envVars(cmd, "jwt-secret")},
 			&cli.StringFlag{Name: "dependency-set", Usage: `dependency set JSON file: {"dependencies":{"<chainID>":{}}}`, Required: true, EnvVars: envVars(cmd, "dependency-set")},
-			&cli.StringFlag{Name: "datadir", Value: "opkit-supervisor", Usage: "directory of the supervisor's database", EnvVars: envVars(cmd, "datadir")},
+			&cli.StringFlag{Name: "datadir", Value: "./opkit-data/supervisor", Usage: "directory of the supervisor's database", EnvVars: envVars(cmd, "datadir")},
 			&cli.StringFlag{Name: "rpc.addr", Value: "127.0.0.1", Usage: "address of the supervisor_ JSON-RPC API", EnvVars: envVars(cmd, "rpc.addr")},
 			&cli.IntFlag{Name: "rpc.port", Value: 8545, Usage: "port of the supervisor_ JSON-RPC API (0 picks a free one)", EnvVars: envVars(cmd, "rpc.port")},
 			&cli.StringFlag{Name: "metrics.addr", Value: "127.0.0.1", Usage: "address of /metrics and /health", EnvVars: envVars(cmd, "metrics.addr")},
