@@ -214,26 +214,22 @@ func (c *Collector) syncOnce(ctx context.Context) error {
 			c.log.Info("starting collection inside the window: older parent states are gone from the execution client", "first", next, "window_start", lo)
 		}
 	}
-	if next <= headNum {
-		// The first block to collect has no witness any more: record the gap and go on
-		// from the oldest block that still has one.
-		if ok {
-			if _, err := c.witness(ctx, next); err != nil {
-				var rpcErr rpc.Error
-				if !errors.As(err, &rpcErr) {
-					return err
-				}
-				avail, err := c.firstAvailable(ctx, next, headNum)
-				if err != nil {
-					return err
-				}
-				if avail > next {
-					if err := c.recordGap(store.Gap{From: next, To: avail - 1}); err != nil {
-						return err
-					}
-					next, parent = avail, common.Hash{}
-				}
+	if ok && next <= headNum {
+		// When the first block to collect has lost its parent state, record the gap and
+		// go on from the oldest block that still has one.
+		live, err := c.parentStateLive(ctx, next)
+		if err != nil {
+			return err
+		}
+		if !live {
+			avail, err := c.firstAvailable(ctx, next, headNum)
+			if err != nil {
+				return err
 			}
+			if err := c.recordGap(store.Gap{From: next, To: avail - 1}); err != nil {
+				return err
+			}
+			next, parent = avail, common.Hash{}
 		}
 	}
 	if next > headNum {
@@ -274,7 +270,7 @@ type fetched struct {
 	n      uint64
 	block  *types.Block
 	w      *stateless.ExtWitness
-	proofs [][]byte // post-state account proof nodes of Config.Accounts
+	proofs [][][]byte // post-state account proofs of Config.Accounts
 	err    error
 }
 
@@ -349,27 +345,50 @@ func (c *Collector) dropOrphans(ctx context.Context) error {
 	}
 }
 
-// firstAvailable finds the lowest block in [lo, hi] whose witness the execution client
-// can still produce. Availability is a suffix of the chain (a full node keeps only its
+// firstAvailable finds the lowest block in [lo, hi] whose parent state the execution
+// client still holds. Availability is a suffix of the chain (a full node keeps only its
 // most recent states), so a binary search finds it.
 func (c *Collector) firstAvailable(ctx context.Context, lo, hi uint64) (uint64, error) {
-	if _, err := c.witness(ctx, hi); err != nil {
-		return 0, fmt.Errorf("execution client cannot produce a witness even for its head %d: %w", hi, err)
+	live, err := c.parentStateLive(ctx, hi)
+	if err != nil {
+		return 0, err
+	}
+	if !live {
+		return 0, fmt.Errorf("execution client does not hold the parent state of its head %d", hi)
 	}
 	for lo < hi {
 		mid := lo + (hi-lo)/2
-		_, err := c.witness(ctx, mid)
-		var rpcErr rpc.Error
-		switch {
-		case err == nil:
-			hi = mid
-		case errors.As(err, &rpcErr):
-			lo = mid + 1
-		default:
+		live, err := c.parentStateLive(ctx, mid)
+		if err != nil {
 			return 0, err
+		}
+		if live {
+			hi = mid
+		} else {
+			lo = mid + 1
 		}
 	}
 	return lo, nil
+}
+
+// parentStateLive asks whether the execution client can still read the state block n
+// executes on, which is what building n's witness needs. A balance read at n-1 is the
+// cheapest call that opens that state.
+func (c *Collector) parentStateLive(ctx context.Context, n uint64) (bool, error) {
+	if n == 0 {
+		return false, nil
+	}
+	var bal hexutil.Big
+	err := c.client.CallContext(ctx, &bal, "eth_getBalance", common.Address{}, hexutil.EncodeUint64(n-1))
+	var rpcErr rpc.Error
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &rpcErr):
+		return false, nil
+	default:
+		return false, fmt.Errorf("probe state of block %d: %w", n-1, err)
+	}
 }
 
 func (c *Collector) recordGap(g store.Gap) error {
@@ -409,10 +428,10 @@ func (c *Collector) witness(ctx context.Context, at any) (*stateless.ExtWitness,
 	return &w, nil
 }
 
-// accountProofs fetches the post-state proofs of the always-kept accounts at block and
-// checks them against its state root.
-func (c *Collector) accountProofs(ctx context.Context, block *types.Block) ([][]byte, error) {
-	var nodes [][]byte
+// accountProofs fetches the post-state proofs of the always-kept accounts at block;
+// collect checks them against the state root once the replay has confirmed that root.
+func (c *Collector) accountProofs(ctx context.Context, block *types.Block) ([][][]byte, error) {
+	var proofs [][][]byte
 	for _, addr := range c.cfg.Accounts {
 		var res struct {
 			AccountProof []hexutil.Bytes `json:"accountProof"`
@@ -420,18 +439,30 @@ func (c *Collector) accountProofs(ctx context.Context, block *types.Block) ([][]
 		if err := c.client.CallContext(ctx, &res, "eth_getProof", addr, []string{}, block.Hash().Hex()); err != nil {
 			return nil, fmt.Errorf("proof of %s at block %d: %w", addr, block.NumberU64(), err)
 		}
-		db := memorydb.New()
-		for _, node := range res.AccountProof {
-			if err := db.Put(crypto.Keccak256(node), node); err != nil {
-				return nil, err
-			}
-			nodes = append(nodes, node)
+		proof := make([][]byte, len(res.AccountProof))
+		for i, node := range res.AccountProof {
+			proof[i] = node
 		}
-		if _, err := trie.VerifyProof(block.Root(), crypto.Keccak256(addr[:]), db); err != nil {
-			return nil, fmt.Errorf("%w: proof of %s at block %d does not match its state root: %w", ErrHalted, addr, block.NumberU64(), err)
+		proofs = append(proofs, proof)
+	}
+	return proofs, nil
+}
+
+// checkProofs verifies each kept account's proof against root.
+func (c *Collector) checkProofs(root common.Hash, number uint64, proofs [][][]byte) error {
+	for i, proof := range proofs {
+		addr := c.cfg.Accounts[i]
+		db := memorydb.New()
+		for _, node := range proof {
+			if err := db.Put(crypto.Keccak256(node), node); err != nil {
+				return err
+			}
+		}
+		if _, err := trie.VerifyProof(root, crypto.Keccak256(addr[:]), db); err != nil {
+			return fmt.Errorf("%w: proof of %s at block %d does not match its state root: %w", ErrHalted, addr, number, err)
 		}
 	}
-	return nodes, nil
+	return nil
 }
 
 // collect replays and stores a fetched block, whose parent must be parent (unless
@@ -452,10 +483,15 @@ func (c *Collector) collect(ctx context.Context, f fetched, parent common.Hash) 
 		Number: n, Hash: block.Hash(), ParentHash: block.ParentHash(), Root: block.Root(),
 		Headers: col.Headers, State: col.State, Codes: col.Codes, Created: col.Created,
 	}
-	for _, node := range f.proofs {
-		h := crypto.Keccak256Hash(node)
-		rec.Proofs = append(rec.Proofs, h)
-		col.Preimages[h] = node
+	if err := c.checkProofs(block.Root(), n, f.proofs); err != nil {
+		return common.Hash{}, err
+	}
+	for _, proof := range f.proofs {
+		for _, node := range proof {
+			h := crypto.Keccak256Hash(node)
+			rec.Proofs = append(rec.Proofs, h)
+			col.Preimages[h] = node
+		}
 	}
 	if err := c.store.AddBlock(rec, col.Preimages); err != nil {
 		return common.Hash{}, err

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/opkit/opkit/collector"
+	"github.com/opkit/opkit/collector/replay"
 	"github.com/opkit/opkit/devnet"
 )
 
@@ -126,8 +127,8 @@ func TestMismatchHaltsLoudly(t *testing.T) {
 	defer closeCollector(t, c)
 	srv := startServer(t, c)
 	err = c.Run(ctx)
-	if !errors.Is(err, collector.ErrHalted) {
-		t.Fatalf("Run returned %v, want a halt", err)
+	if !errors.Is(err, collector.ErrHalted) || !errors.Is(err, replay.ErrMismatch) {
+		t.Fatalf("Run returned %v, want a halt on a replay mismatch", err)
 	}
 	t.Logf("halt: %v", err)
 	_, last, _, _ := c.Store().Bounds()
