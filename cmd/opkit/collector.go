@@ -6,15 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os/signal"
 	"strconv"
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/urfave/cli/v2"
 
 	"github.com/opkit/opkit/collector"
@@ -64,8 +60,7 @@ func collectorCommand() *cli.Command {
 
 func runCollector(ctx context.Context, c *cli.Context) error {
 	log := slog.Default().With("system", "collector")
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := newProcessRegistry()
 	col, err := collector.New(ctx, collector.Config{
 		L2: c.String("l2"), DataDir: c.String("datadir"), Window: c.Uint64("window"),
 		PollInterval: c.Duration("poll-interval"), Logger: log, Registerer: reg,
@@ -78,25 +73,14 @@ func runCollector(ctx context.Context, c *cli.Context) error {
 		col.Close()
 		return fmt.Errorf("--rpc.port: %w", err)
 	}
-	metricsLn, err := net.Listen("tcp", net.JoinHostPort(c.String("metrics.addr"), strconv.Itoa(c.Int("metrics.port"))))
+	metrics, err := startMetricsServer(log, c.String("metrics.addr"), c.Int("metrics.port"), reg, collector.HealthHandler(col))
 	if err != nil {
 		_ = api.Close(context.Background())
 		col.Close()
-		return fmt.Errorf("--metrics.port: %w", err)
+		return err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.Handle("/health", collector.HealthHandler(col))
-	metricsSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
-	metricsDone := make(chan struct{})
-	go func() {
-		defer close(metricsDone)
-		if err := metricsSrv.Serve(metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server stopped", "err", err)
-		}
-	}()
 	log.Info("collector listening", "http", api.HTTPURL(), "ws", api.WSURL(),
-		"metrics", "http://"+metricsLn.Addr().String()+"/metrics", "l2", c.String("l2"),
+		"metrics", metrics.URL(), "l2", c.String("l2"),
 		"datadir", c.String("datadir"), "window", c.Uint64("window"))
 
 	runCtx, cancelRun := context.WithCancel(ctx)
@@ -128,8 +112,7 @@ loop:
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err = errors.Join(api.Close(sctx), metricsSrv.Shutdown(sctx))
-	<-metricsDone
+	err = errors.Join(api.Close(sctx), metrics.Close(sctx))
 	if cerr := col.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/urfave/cli/v2"
 
 	"github.com/opkit/opkit/altda/breaker"
@@ -124,27 +122,16 @@ func runDAServer(c *cli.Context) error {
 		_ = srv.Close(context.Background())
 		return err
 	}
-	metricsLn, err := net.Listen("tcp", net.JoinHostPort(c.String("addr"), strconv.Itoa(c.Int("metrics.port"))))
+	metrics, err := startMetricsServer(log, c.String("addr"), c.Int("metrics.port"), srv.Registry(), srv.Handler())
 	if err != nil {
 		_ = srv.Close(context.Background())
-		return fmt.Errorf("--metrics.port: %w", err)
+		return err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(srv.Registry(), promhttp.HandlerOpts{}))
-	mux.Handle("/health", srv.Handler())
-	metricsSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
-	metricsDone := make(chan struct{})
-	go func() {
-		defer close(metricsDone)
-		if err := metricsSrv.Serve(metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server stopped", "err", err)
-		}
-	}()
 	secNames := make([]string, len(secondaries))
 	for i, s := range secondaries {
 		secNames[i] = s.Name()
 	}
-	log.Info("da-server listening", "url", srv.URL(), "metrics", "http://"+metricsLn.Addr().String()+"/metrics",
+	log.Info("da-server listening", "url", srv.URL(), "metrics", metrics.URL(),
 		"primary", primary.Name(), "secondaries", strings.Join(secNames, ","), "datadir", datadir,
 		"generic_commitment", c.Bool("generic-commitment"), "faults_admin", c.Bool("faults.admin"))
 
@@ -160,8 +147,7 @@ func runDAServer(c *cli.Context) error {
 			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			err := srv.Close(sctx)
-			_ = metricsSrv.Shutdown(sctx)
-			<-metricsDone
+			_ = metrics.Close(sctx)
 			if err != nil {
 				return fmt.Errorf("stop da-server: %w", err)
 			}

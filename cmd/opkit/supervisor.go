@@ -2,20 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/urfave/cli/v2"
 
 	"github.com/opkit/opkit/interop"
@@ -81,8 +75,7 @@ func runSupervisor(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := newProcessRegistry()
 	sup, err := supervisor.New(supervisor.Config{
 		L1RPC: c.String("l1"), Nodes: nodes, DependencySet: deps, DataDir: c.String("datadir"),
 		RPCHost: c.String("rpc.addr"), RPCPort: c.Int("rpc.port"),
@@ -92,26 +85,16 @@ func runSupervisor(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	metricsLn, err := net.Listen("tcp", net.JoinHostPort(c.String("metrics.addr"), strconv.Itoa(c.Int("metrics.port"))))
-	if err != nil {
-		_ = sup.Close()
-		return fmt.Errorf("--metrics.port: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+	health := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"status":"ok","connected_nodes":%d,"nodes":%d}`, sup.ConnectedNodes(), len(nodes))
 	})
-	metricsSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
-	metricsDone := make(chan struct{})
-	go func() {
-		defer close(metricsDone)
-		if err := metricsSrv.Serve(metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server stopped", "err", err)
-		}
-	}()
-	log.Info("supervisor listening", "rpc", sup.RPCEndpoint(), "metrics", "http://"+metricsLn.Addr().String()+"/metrics",
+	metrics, err := startMetricsServer(log, c.String("metrics.addr"), c.Int("metrics.port"), reg, health)
+	if err != nil {
+		_ = sup.Close()
+		return err
+	}
+	log.Info("supervisor listening", "rpc", sup.RPCEndpoint(), "metrics", metrics.URL(),
 		"nodes", len(nodes), "chains", deps.Chains(), "datadir", c.String("datadir"))
 
 	ticker := time.NewTicker(c.Duration("status-interval"))
@@ -131,8 +114,7 @@ func runSupervisor(c *cli.Context) error {
 			err := sup.Close()
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			_ = metricsSrv.Shutdown(sctx)
-			<-metricsDone
+			_ = metrics.Close(sctx)
 			if err != nil {
 				return fmt.Errorf("stop supervisor: %w", err)
 			}

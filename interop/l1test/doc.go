@@ -1,6 +1,5 @@
 // Package l1test starts the in-process dev L1 for interop tests in a state they can rely
-// on: running, with its first block sealed. The first seal of a fresh dev L1 can wait
-// forever inside op-geth (its payload builder may finish before the seal starts waiting
-// for it), so seals here have a deadline, and a first seal that misses it is retried on a
-// new L1.
+// on: running, with its first block sealed, closed when the test ends. Seals made through
+// it have a deadline, so a seal that never finishes fails the test with a clear message
+// instead of hanging the suite until its global timeout.
 package l1test

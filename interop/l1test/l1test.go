@@ -8,29 +8,24 @@ import (
 	"github.com/opkit/opkit/devnet"
 )
 
-// ErrSealTimeout says the dev L1 did not seal a block within the deadline.
+// ErrSealTimeout is returned by SealWithin when the block was not sealed in time.
 var ErrSealTimeout = errors.New("dev L1 did not seal a block in time")
 
-// Start starts a dev L1 with its first block sealed; it is closed when the test ends.
+// Start starts a dev L1, seals its first block and closes it when the test ends.
 func Start(tb testing.TB) *devnet.L1 {
 	tb.Helper()
-	for attempt := 0; attempt < 3; attempt++ {
-		l1, err := devnet.StartL1(devnet.L1Config{})
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if SealWithin(l1, 10*time.Second) == nil {
-			tb.Cleanup(func() { _ = l1.Close() })
-			return l1
-		}
-		// Not closed: closing would wait for the stuck seal.
-		tb.Logf("dev L1 did not seal its first block in 10s, starting another")
+	l1, err := devnet.StartL1(devnet.L1Config{})
+	if err != nil {
+		tb.Fatal(err)
 	}
-	tb.Fatal("dev L1 never sealed a block")
-	return nil
+	tb.Cleanup(func() { _ = l1.Close() })
+	if err := SealWithin(l1, 30*time.Second); err != nil {
+		tb.Fatalf("first block of the dev L1: %v", err)
+	}
+	return l1
 }
 
-// SealWithin seals one block, or gives up with ErrSealTimeout after d.
+// SealWithin seals one block, giving up after d.
 func SealWithin(l1 *devnet.L1, d time.Duration) error {
 	done := make(chan error, 1)
 	go func() {
