@@ -113,6 +113,9 @@ func StartL1(cfg L1Config) (*L1, error) {
 		// to wake it and the seal hanging forever. A short interval keeps updates coming
 		// for the whole build window.
 		recommit: l1Recommit,
+		// The log search index costs more per block than the dev chain's own blocks do;
+		// eth_getLogs still answers, by scanning blocks.
+		noLogIndex: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start dev L1: %w", err)

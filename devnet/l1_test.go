@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -267,5 +268,56 @@ func TestDevAccountsAreStable(t *testing.T) {
 func TestUnknownSchemeIsRejected(t *testing.T) {
 	if _, err := StartL1(L1Config{Scheme: "bogus"}); err == nil {
 		t.Fatal("bogus scheme accepted")
+	}
+}
+
+// TestL1AnswersGetLogs: the dev L1 keeps no log search index, and eth_getLogs must still find
+// logs by scanning blocks.
+func TestL1AnswersGetLogs(t *testing.T) {
+	l1 := startTestL1(t, L1Config{Scheme: Path})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	client, err := ethclient.DialContext(ctx, l1.HTTPEndpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	chainID, err := client.ChainID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := l1.Accounts()[2]
+	signer := types.LatestSignerForChainID(chainID)
+	feeCap, tip := big.NewInt(100e9), big.NewInt(1e9)
+	// runtime: LOG1(0, 0, topic 0x2a) STOP
+	emitter := []byte{0x60, 0x2a, 0x60, 0x00, 0x60, 0x00, 0xa1, 0x00}
+	deploy := types.MustSignNewTx(from.Key, signer, &types.DynamicFeeTx{
+		ChainID: chainID, Nonce: 0, GasTipCap: tip, GasFeeCap: feeCap, Gas: 200000, Data: initCode(emitter),
+	})
+	contract := crypto.CreateAddress(from.Address, 0)
+	call := types.MustSignNewTx(from.Key, signer, &types.DynamicFeeTx{
+		ChainID: chainID, Nonce: 1, GasTipCap: tip, GasFeeCap: feeCap, Gas: 100000, To: &contract,
+	})
+	for _, tx := range []*types.Transaction{deploy, call} {
+		if err := client.SendTransaction(ctx, tx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	block, err := l1.Mine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := l1.Mine(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs, err := client.FilterLogs(ctx, ethereum.FilterQuery{FromBlock: big.NewInt(0), Addresses: []common.Address{contract}})
+	if err != nil {
+		t.Fatalf("eth_getLogs: %v", err)
+	}
+	if len(logs) != 1 || logs[0].BlockHash != block.Hash() || logs[0].TxHash != call.Hash() ||
+		len(logs[0].Topics) != 1 || logs[0].Topics[0] != common.BigToHash(big.NewInt(0x2a)) {
+		t.Fatalf("eth_getLogs answered %+v", logs)
 	}
 }
