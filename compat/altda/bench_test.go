@@ -107,39 +107,36 @@ func BenchmarkDAServers(b *testing.B) {
 func runPuts(b *testing.B, url string, bodies [][]byte, clients int) (float64, []opaltda.CommitmentData) {
 	c := opaltda.NewDAClient(url, false, true)
 	comms := make([]opaltda.CommitmentData, len(bodies))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, clients)
-	start := time.Now()
-	for w := 0; w < clients; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(bodies) {
-					return
-				}
-				comm, err := c.SetInput(context.Background(), bodies[i])
-				if err != nil {
-					errs <- err
-					return
-				}
-				comms[i] = comm
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	close(errs)
-	for err := range errs {
+	rate, err := runConcurrently(len(bodies), clients, func(i int) error {
+		comm, err := c.SetInput(context.Background(), bodies[i])
+		comms[i] = comm
+		return err
+	})
+	if err != nil {
 		b.Fatalf("PUT to %s: %v", url, err)
 	}
-	return float64(len(bodies)) / elapsed.Seconds(), comms
+	return rate, comms
 }
 
 func runGets(b *testing.B, url string, comms []opaltda.CommitmentData, size, clients int) float64 {
 	c := opaltda.NewDAClient(url, false, true)
+	rate, err := runConcurrently(len(comms), clients, func(i int) error {
+		data, err := c.GetInput(context.Background(), comms[i])
+		if err == nil && len(data) != size {
+			err = fmt.Errorf("got %d bytes, want %d", len(data), size)
+		}
+		return err
+	})
+	if err != nil {
+		b.Fatalf("GET from %s: %v", url, err)
+	}
+	return rate
+}
+
+// runConcurrently calls op(0..n-1) from the given number of clients, each taking the next
+// index until none is left, and returns the rate in calls per second; the first error stops
+// the client that met it and is returned.
+func runConcurrently(n, clients int, op func(i int) error) (float64, error) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)
@@ -150,14 +147,10 @@ func runGets(b *testing.B, url string, comms []opaltda.CommitmentData, size, cli
 			defer wg.Done()
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= len(comms) {
+				if i >= n {
 					return
 				}
-				data, err := c.GetInput(context.Background(), comms[i])
-				if err == nil && len(data) != size {
-					err = fmt.Errorf("got %d bytes, want %d", len(data), size)
-				}
-				if err != nil {
+				if err := op(i); err != nil {
 					errs <- err
 					return
 				}
@@ -167,10 +160,10 @@ func runGets(b *testing.B, url string, comms []opaltda.CommitmentData, size, cli
 	wg.Wait()
 	elapsed := time.Since(start)
 	close(errs)
-	for err := range errs {
-		b.Fatalf("GET from %s: %v", url, err)
+	if err, failed := <-errs; failed {
+		return 0, err
 	}
-	return float64(len(comms)) / elapsed.Seconds()
+	return float64(n) / elapsed.Seconds(), nil
 }
 
 func build(b testing.TB, dir, out, pkg string) {
