@@ -17,6 +17,11 @@ import (
 	"github.com/opkit/opkit/rollup"
 )
 
+// originNoticeSlack is how many chain seconds may pass between an L1 block's timestamp and
+// the first L2 block that must adopt it as its origin: the L1 poll interval (1 chain second at
+// 20x) plus scheduling delays of up to 350 ms of wall time.
+const originNoticeSlack = 8
+
 // TestSequencerOnOpGeth runs the sequencer against a real op-geth L2 and a real dev L1 and
 // checks every block it produced the way a verifier would.
 func TestSequencerOnOpGeth(t *testing.T) {
@@ -115,8 +120,10 @@ func TestSequencerOnOpGeth(t *testing.T) {
 			t.Fatalf("block %d at %d breaks the drift rule for origin at %d", n, block.Time(), origin.Time)
 		}
 		// Next-origin timing: a block keeps its origin only while the next L1 block is
-		// later than it (confirmation depth 0 in this devnet, and L1 runs ahead).
-		if next, err := l1.HeaderByNumber(ctx, new(big.Int).SetUint64(info.Number+1)); err == nil && next.Time+2 <= block.Time() {
+		// later than it (confirmation depth 0 in this devnet), or too recent for the node
+		// to have seen it: the node learns of L1 blocks by polling, and on a loaded machine
+		// polls and seals run late by a few chain seconds at 20x speed.
+		if next, err := l1.HeaderByNumber(ctx, new(big.Int).SetUint64(info.Number+1)); err == nil && next.Time+originNoticeSlack <= block.Time() {
 			t.Fatalf("block %d at %d kept origin %d although L1 block %d at %d was due", n, block.Time(), info.Number, next.Number, next.Time)
 		}
 		origins[info.Number] = true
