@@ -20,59 +20,42 @@ func BenchmarkPut(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s, err := New(Config{Addr: "127.0.0.1:0", Primary: p, Logger: quietLogger(), GenericCommitment: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		b.Fatal(err)
-	}
+	s := launch(b, Config{Addr: "127.0.0.1:0", Primary: p, Logger: quietLogger(), GenericCommitment: true})
 	defer s.Close(context.Background())
 	c, _ := altda.NewClient(altda.ClientConfig{URL: s.URL(), Mode: altda.GenericMode}) // the client does not hash: the profile is the server's
 	bodies := make([][]byte, 256)
 	for i := range bodies {
 		bodies[i] = frame(byte(i), 120000)
 	}
-	var n atomic.Int64
-	b.SetBytes(120000)
-	b.ResetTimer()
-	var wg sync.WaitGroup
-	per := (b.N + 31) / 32
-	for w := 0; w < 32; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := 0; j < per; j++ {
-				i := n.Add(1)
-				body := append([]byte(fmt.Sprintf("%d-", i)), bodies[i%256]...)
-				if _, err := c.Put(context.Background(), body); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	runClients(b, func(i int64) error {
+		body := append([]byte(fmt.Sprintf("%d-", i)), bodies[i%256]...)
+		_, err := c.Put(context.Background(), body)
+		return err
+	})
 }
 
 // BenchmarkGet measures GETs of 120000-byte preimages (hot: from the read cache) over
 // loopback HTTP from 32 concurrent clients.
 func BenchmarkGet(b *testing.B) {
-	s, err := New(Config{Addr: "127.0.0.1:0", Primary: store.NewMemory(), Logger: quietLogger()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		b.Fatal(err)
-	}
+	s := launch(b, Config{Addr: "127.0.0.1:0", Primary: store.NewMemory(), Logger: quietLogger()})
 	defer s.Close(context.Background())
 	c, _ := altda.NewClient(altda.ClientConfig{URL: s.URL()})
 	comms := make([]altda.Commitment, 256)
 	for i := range comms {
+		var err error
 		if comms[i], err = c.Put(context.Background(), frame(byte(i), 120000)); err != nil {
 			b.Fatal(err)
 		}
 	}
+	runClients(b, func(i int64) error {
+		_, err := c.Get(context.Background(), comms[i%256])
+		return err
+	})
+}
+
+// runClients calls op about b.N times in all from 32 concurrent clients, numbering the
+// calls from 1, and counts 120000 bytes per call.
+func runClients(b *testing.B, op func(i int64) error) {
 	var n atomic.Int64
 	b.SetBytes(120000)
 	b.ResetTimer()
@@ -83,7 +66,7 @@ func BenchmarkGet(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			for j := 0; j < per; j++ {
-				if _, err := c.Get(context.Background(), comms[n.Add(1)%256]); err != nil {
+				if err := op(n.Add(1)); err != nil {
 					b.Error(err)
 					return
 				}

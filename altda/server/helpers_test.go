@@ -25,6 +25,19 @@ type testServer struct {
 	http               *http.Client
 }
 
+// launch creates and starts a server with exactly cfg; the caller owns its Close.
+func launch(tb testing.TB, cfg Config) *Server {
+	tb.Helper()
+	s, err := New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
 // startServer runs a server on loopback with fault injection over the given stores
 // (memory stores when nil) and closes it at cleanup.
 func startServer(t *testing.T, cfg Config) *testServer {
@@ -55,13 +68,7 @@ func startServer(t *testing.T, cfg Config) *testServer {
 	if cfg.RepairBackoff == 0 {
 		cfg.RepairBackoff = 20 * time.Millisecond
 	}
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
+	s := launch(t, cfg)
 	ts.Server = s
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

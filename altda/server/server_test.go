@@ -268,14 +268,8 @@ func TestRepairQueueResumesAfterRestart(t *testing.T) {
 	data := frame(20, 120000)
 
 	p, s := openStores()
-	srv, err := New(Config{Addr: "127.0.0.1:0", Logger: quietLogger(), Primary: p, Secondaries: []store.Store{s}, RepairDir: dir + "/repair",
+	srv := launch(t, Config{Addr: "127.0.0.1:0", Logger: quietLogger(), Primary: p, Secondaries: []store.Store{s}, RepairDir: dir + "/repair",
 		FaultsAdmin: true, RepairBackoff: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
 	ts := &testServer{Server: srv, http: http.DefaultClient}
 	ts.client = ts.newClient(t, altda.KeccakMode)
 	ts.setFaults(t, `{"secondary":{"put":"unavailable"}}`)
@@ -493,13 +487,7 @@ func TestShutdownFinishesInFlightWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Config{Addr: "127.0.0.1:0", Logger: quietLogger(), Primary: p, FaultsAdmin: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
+	srv := launch(t, Config{Addr: "127.0.0.1:0", Logger: quietLogger(), Primary: p, FaultsAdmin: true})
 	ts := &testServer{Server: srv, http: http.DefaultClient}
 	ts.client = ts.newClient(t, altda.KeccakMode)
 	ts.setFaults(t, `{"primary":{"latency_ms":300}}`)
@@ -664,14 +652,8 @@ func TestNoGoroutineOutlivesClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Config{Addr: "127.0.0.1:0", Primary: p, Secondaries: []store.Store{sec}, RepairDir: dir + "/r",
+	srv := launch(t, Config{Addr: "127.0.0.1:0", Primary: p, Secondaries: []store.Store{sec}, RepairDir: dir + "/r",
 		FaultsAdmin: true, Logger: quietLogger(), ProbeInterval: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
 	tr := &http.Transport{Proxy: nil}
 	ts := &testServer{Server: srv, http: &http.Client{Transport: tr}}
 	c, _ := altda.NewClient(altda.ClientConfig{URL: srv.URL(), HTTPClient: ts.http})
