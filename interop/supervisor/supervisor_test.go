@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,6 +62,20 @@ type testNode struct {
 	mu     sync.Mutex
 	srv    *managed.Server
 	addr   string
+	// chainIDCalls counts interop_chainID calls: one per connection the supervisor makes.
+	chainIDCalls atomic.Int32
+}
+
+// countingBackend is the node's chain, counting the chain-ID lookups that start every
+// supervisor connection.
+type countingBackend struct {
+	*memchain.Chain
+	calls *atomic.Int32
+}
+
+func (b countingBackend) ChainID() interop.ChainID {
+	b.calls.Add(1)
+	return b.Chain.ChainID()
 }
 
 func startNode(t *testing.T, id interop.ChainID, anchor eth.BlockRef) *testNode {
@@ -84,7 +99,7 @@ func (n *testNode) start(t *testing.T, port int) {
 	// The port of a node that just stopped may take a moment to be free again.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		srv, err = managed.NewServer(managed.Config{Port: port, Secret: n.secret}, n.chain)
+		srv, err = managed.NewServer(managed.Config{Port: port, Secret: n.secret}, countingBackend{n.chain, &n.chainIDCalls})
 		if err == nil || time.Now().After(deadline) {
 			break
 		}
@@ -431,7 +446,7 @@ func TestNodeOfUnknownChainIsNotManaged(t *testing.T) {
 	l1 := startL1(t)
 	node := startNode(t, 903, l1Ref(t, l1, 0))
 	sup := startSupervisor(t, l1, t.TempDir(), []supervisor.NodeConfig{node.ws()}, 901)
-	time.Sleep(300 * time.Millisecond) // several dial attempts
+	waitFor(t, "several connection attempts", func() bool { return node.chainIDCalls.Load() >= 3 })
 	if node.subscribed() || len(sup.Status().Chains) != 0 {
 		t.Fatal("a node outside the dependency set is managed")
 	}
