@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -16,98 +17,202 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	opaltda "github.com/ethereum-optimism/optimism/op-alt-da"
 )
 
-// BenchmarkDAServers runs opkit da-server (pebble, synced writes) and op-alt-da's
-// reference da-server (file store) as child processes, side by side in one run, and
-// drives both with the stock op-alt-da DAClient: 32 concurrent clients, 120000-byte
-// bodies (one full batcher frame), keccak commitments as op-batcher sends them. Rounds
-// alternate which server goes first; each round writes fresh bodies, then reads them
-// back. It reports the median throughput of each server and the ratios.
+// BenchmarkDAServers runs opkit da-server (pebble primary, synced writes) and op-alt-da's
+// reference daserver (file store, no fsync) as child processes, side by side in one run,
+// and drives both with the stock op-alt-da DAClient: 32 concurrent clients, 120000-byte
+// bodies (one full batcher frame), every body distinct. It does so in two commitment
+// modes, each against its own pair of freshly started servers:
 //
-// make bench-da (OPKIT_BENCH_ROUNDS and OPKIT_BENCH_PUTS tune it).
+//   - keccak (the headline series, OPKIT_BENCH_ROUNDS rounds, default 7): the client
+//     computes the keccak256 commitment and PUTs to /put/<commitment>, as op-batcher does;
+//   - generic (OPKIT_BENCH_GENERIC_ROUNDS rounds, default 5): both servers run with
+//     --generic-commitment, the client POSTs to /put and reads back the commitment the
+//     server made up.
+//
+// A round writes OPKIT_BENCH_PUTS (default 512) fresh bodies to each server, then reads
+// them back; rounds alternate which server goes first. Per mode and server it reports:
+//   - PUT/s and GET/s of every round, their medians and the opkit/reference ratios;
+//   - the server's CPU time (utime+stime from /proc/<pid>/stat) per PUT and per GET, and
+//     the client process's CPU per PUT;
+//   - bytes written per byte stored: the server's /proc/<pid>/io write_bytes minus
+//     cancelled_write_bytes, over the PUT phases and over the whole run (which also
+//     catches flushes and compactions that land after a PUT phase), divided by the body
+//     bytes PUT. On Linux a buffered write is charged to the process when it first dirties
+//     a page-cache page, not at writeback, so the reference's unsynced files are counted
+//     in full without a sync(2); what the counter leaves out is the file system's own
+//     journal and metadata writes, done by kernel threads;
+//   - the data directory's size after the rounds (allocated blocks, and apparent file
+//     sizes) per byte stored. Allocated counts blocks reserved ahead of use, such as
+//     pebble's preallocated write-ahead log (about 1.1 memtables), which weighs heavily in
+//     short runs.
+//
+// Metric names: opkit-put/s, ref-put/s, put-ratio, opkit-get/s, ref-get/s, get-ratio,
+// opkit-write/B, ref-write/B (PUT phases), opkit-disk/B, ref-disk/B (allocated),
+// opkit-files/B, ref-files/B (apparent), and the same with a generic- prefix for the
+// generic series.
+//
+// make bench-da runs it.
 func BenchmarkDAServers(b *testing.B) {
-	rounds := envInt("OPKIT_BENCH_ROUNDS", 7)
 	perRound := envInt("OPKIT_BENCH_PUTS", 512)
-	const clients, size = 32, 120000
+	modes := []daMode{
+		{name: "keccak", rounds: envInt("OPKIT_BENCH_ROUNDS", 7), precompute: true},
+		{name: "generic", metricPrefix: "generic-", rounds: envInt("OPKIT_BENCH_GENERIC_ROUNDS", 5), serverArgs: []string{"--generic-commitment"}},
+	}
 
 	dir := b.TempDir()
-	opkitBin := filepath.Join(dir, "opkit")
-	refBin := filepath.Join(dir, "daserver")
-	build(b, filepath.Join("..", ".."), opkitBin, "./cmd/opkit")
-	build(b, ".", refBin, "github.com/ethereum-optimism/optimism/op-alt-da/cmd/daserver")
-
-	opkitURL, opkitPID := startProcess(b, opkitBin, regexp.MustCompile(`msg="da-server listening".* url=(http://\S+)`), "",
-		"da-server", "--port", "0", "--metrics.port", "0", "--datadir", filepath.Join(dir, "opkit-data"), "--primary", "pebble")
-	port := freePort(b)
-	fileDir := filepath.Join(dir, "ref-files")
-	if err := os.MkdirAll(fileDir, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	refURL, refPID := startProcess(b, refBin, nil, "http://127.0.0.1:"+strconv.Itoa(port),
-		"--addr", "127.0.0.1", "--port", strconv.Itoa(port), "--file.path", fileDir)
-
-	targets := []struct {
-		name, url      string
-		pid            int
-		put, get       []float64
-		putCPU, getCPU time.Duration
-		clientPutCPU   time.Duration
-		puts, gets     int
-	}{{name: "opkit", url: opkitURL, pid: opkitPID}, {name: "reference", url: refURL, pid: refPID}}
+	bins := daBinaries{opkit: filepath.Join(dir, "opkit"), ref: filepath.Join(dir, "daserver")}
+	build(b, filepath.Join("..", ".."), bins.opkit, "./cmd/opkit")
+	build(b, ".", bins.ref, "github.com/ethereum-optimism/optimism/op-alt-da/cmd/daserver")
 
 	seed := 0
-	for r := 0; r < rounds; r++ {
-		order := []int{0, 1}
-		if r%2 == 1 {
-			order = []int{1, 0}
-		}
-		for _, i := range order {
-			t := &targets[i]
-			bodies := make([][]byte, perRound)
-			for j := range bodies {
-				seed++
-				bodies[j] = frame(seed, size)
-				copy(bodies[j][1:], fmt.Sprintf("body-%d", seed)) // every body distinct
-			}
-			cpu0, self0 := processCPU(b, t.pid), processCPU(b, os.Getpid())
-			putRate, comms := runPuts(b, t.url, bodies, clients)
-			cpu1, self1 := processCPU(b, t.pid), processCPU(b, os.Getpid())
-			t.clientPutCPU += self1 - self0
-			getRate := runGets(b, t.url, comms, size, clients)
-			cpu2 := processCPU(b, t.pid)
-			t.putCPU += cpu1 - cpu0
-			t.getCPU += cpu2 - cpu1
-			t.puts += len(bodies)
-			t.gets += len(comms)
-			t.put = append(t.put, putRate)
-			t.get = append(t.get, getRate)
-		}
+	for _, m := range modes {
+		runMode(b, m, bins, filepath.Join(dir, m.name), perRound, &seed)
 	}
-	for _, t := range targets {
-		b.Logf("%-9s PUT/s %v  GET/s %v  server CPU per PUT %s, per GET %s; client CPU per PUT %s", t.name, rounded(t.put), rounded(t.get),
-			t.putCPU/time.Duration(t.puts), t.getCPU/time.Duration(t.gets), t.clientPutCPU/time.Duration(t.puts))
-	}
-	opPut, refPut := median(targets[0].put), median(targets[1].put)
-	opGet, refGet := median(targets[0].get), median(targets[1].get)
-	b.Logf("median PUT/s: opkit %.0f, reference %.0f, ratio %.2f", opPut, refPut, opPut/refPut)
-	b.Logf("median GET/s: opkit %.0f, reference %.0f, ratio %.2f", opGet, refGet, opGet/refGet)
-	b.ReportMetric(opPut, "opkit-put/s")
-	b.ReportMetric(refPut, "ref-put/s")
-	b.ReportMetric(opPut/refPut, "put-ratio")
-	b.ReportMetric(opGet, "opkit-get/s")
-	b.ReportMetric(refGet, "ref-get/s")
-	b.ReportMetric(opGet/refGet, "get-ratio")
 }
 
-func runPuts(b *testing.B, url string, bodies [][]byte, clients int) (float64, []opaltda.CommitmentData) {
-	c := opaltda.NewDAClient(url, false, true)
+const (
+	benchClients  = 32
+	benchBodySize = 120000
+)
+
+// daMode is one commitment mode of the benchmark: how the stock client stores a body and
+// which flags put both servers in that mode.
+type daMode struct {
+	name         string // log label and data directory name
+	metricPrefix string // prepended to every metric name; empty for the headline series
+	rounds       int
+	precompute   bool     // client computes keccak commitments and PUTs to /put/<commitment>
+	serverArgs   []string // appended to both servers' command lines
+}
+
+type daBinaries struct{ opkit, ref string }
+
+// benchTarget is one server under test and what was measured on it in one mode.
+type benchTarget struct {
+	name, metric string // log name, metric-name stem
+	proc         *process
+	dataDir      string
+
+	put, get                     []float64
+	putCPU, getCPU, clientPutCPU time.Duration
+	puts, gets                   int
+	stored                       int64 // body bytes PUT
+	putWritten                   int64 // bytes charged to the server during PUT phases
+	ioStart                      int64 // the server's counter when the rounds began
+}
+
+// runMode starts a fresh pair of servers in mode m, runs its rounds, reports, and stops
+// the servers so that their background work cannot disturb the next mode.
+func runMode(b *testing.B, m daMode, bins daBinaries, dir string, perRound int, seed *int) {
+	targets := startPair(b, m, bins, dir)
+	defer func() {
+		for _, t := range targets {
+			t.proc.stop()
+		}
+	}()
+	for _, t := range targets {
+		t.ioStart = diskWritten(b, t.proc.pid)
+	}
+	for r := 0; r < m.rounds; r++ {
+		order := []*benchTarget{targets[0], targets[1]}
+		if r%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, t := range order {
+			t.round(b, m, makeBodies(seed, perRound))
+		}
+	}
+	report(b, m, targets)
+}
+
+func startPair(b *testing.B, m daMode, bins daBinaries, dir string) []*benchTarget {
+	opDir, refDir := filepath.Join(dir, "opkit-data"), filepath.Join(dir, "ref-files")
+	if err := os.MkdirAll(refDir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	op := launch(b, bins.opkit, regexp.MustCompile(`msg="da-server listening".* url=(http://\S+)`), "",
+		append([]string{"da-server", "--port", "0", "--metrics.port", "0", "--datadir", opDir, "--primary", "pebble"}, m.serverArgs...)...)
+	port := freePort(b)
+	ref := launch(b, bins.ref, nil, "http://127.0.0.1:"+strconv.Itoa(port),
+		append([]string{"--addr", "127.0.0.1", "--port", strconv.Itoa(port), "--file.path", refDir}, m.serverArgs...)...)
+	return []*benchTarget{
+		{name: "opkit", metric: "opkit", proc: op, dataDir: opDir},
+		{name: "reference", metric: "ref", proc: ref, dataDir: refDir},
+	}
+}
+
+// makeBodies returns n distinct frame-sized bodies.
+func makeBodies(seed *int, n int) [][]byte {
+	bodies := make([][]byte, n)
+	for j := range bodies {
+		*seed++
+		bodies[j] = frame(*seed, benchBodySize)
+		copy(bodies[j][1:], fmt.Sprintf("body-%d", *seed))
+	}
+	return bodies
+}
+
+// round PUTs the bodies to t, then GETs them back, recording rates, CPU and disk writes.
+func (t *benchTarget) round(b *testing.B, m daMode, bodies [][]byte) {
+	pid, self := t.proc.pid, os.Getpid()
+	io0, cpu0, self0 := diskWritten(b, pid), processCPU(b, pid), processCPU(b, self)
+	putRate, comms := runPuts(b, t.proc.url, m.precompute, bodies)
+	io1, cpu1, self1 := diskWritten(b, pid), processCPU(b, pid), processCPU(b, self)
+	getRate := runGets(b, t.proc.url, comms, bodies)
+	cpu2 := processCPU(b, pid)
+
+	t.put = append(t.put, putRate)
+	t.get = append(t.get, getRate)
+	t.putCPU += cpu1 - cpu0
+	t.getCPU += cpu2 - cpu1
+	t.clientPutCPU += self1 - self0
+	t.puts += len(bodies)
+	t.gets += len(comms)
+	t.stored += int64(len(bodies)) * benchBodySize
+	t.putWritten += io1 - io0
+}
+
+// report logs three lines per mode (go test shows only ten log lines of a benchmark
+// run without -v) and reports the metrics.
+func report(b *testing.B, m daMode, targets []*benchTarget) {
+	metric := func(v float64, name string) { b.ReportMetric(v, m.metricPrefix+name) }
+	perOp := func(d time.Duration, n int) time.Duration { return (d / time.Duration(n)).Round(time.Microsecond) }
+	for _, t := range targets {
+		runWritten := diskWritten(b, t.proc.pid) - t.ioStart
+		allocated, apparent := dirSize(b, t.dataDir)
+		stored := float64(t.stored)
+		b.Logf("[%s] %-9s PUT/s %v GET/s %v; server CPU per PUT %s, per GET %s, client CPU per PUT %s; "+
+			"per byte stored: written %.3f in PUTs, %.3f in all, data dir %.3f allocated, %.3f apparent",
+			m.name, t.name, rounded(t.put), rounded(t.get), perOp(t.putCPU, t.puts), perOp(t.getCPU, t.gets), perOp(t.clientPutCPU, t.puts),
+			float64(t.putWritten)/stored, float64(runWritten)/stored, float64(allocated)/stored, float64(apparent)/stored)
+		metric(float64(t.putWritten)/stored, t.metric+"-write/B")
+		metric(float64(allocated)/stored, t.metric+"-disk/B")
+		metric(float64(apparent)/stored, t.metric+"-files/B")
+	}
+	op, ref := targets[0], targets[1]
+	opPut, refPut := median(op.put), median(ref.put)
+	opGet, refGet := median(op.get), median(ref.get)
+	b.Logf("[%s] %d rounds, %d MB stored per server; median PUT/s opkit %.0f, reference %.0f, ratio %.2f; median GET/s opkit %.0f, reference %.0f, ratio %.2f",
+		m.name, m.rounds, op.stored/1e6, opPut, refPut, opPut/refPut, opGet, refGet, opGet/refGet)
+	metric(opPut, "opkit-put/s")
+	metric(refPut, "ref-put/s")
+	metric(opPut/refPut, "put-ratio")
+	metric(opGet, "opkit-get/s")
+	metric(refGet, "ref-get/s")
+	metric(opGet/refGet, "get-ratio")
+}
+
+func runPuts(b *testing.B, url string, precompute bool, bodies [][]byte) (float64, []opaltda.CommitmentData) {
+	c := opaltda.NewDAClient(url, false, precompute)
 	comms := make([]opaltda.CommitmentData, len(bodies))
-	rate, err := runConcurrently(len(bodies), clients, func(i int) error {
+	rate, err := runConcurrently(len(bodies), benchClients, func(i int) error {
 		comm, err := c.SetInput(context.Background(), bodies[i])
 		comms[i] = comm
 		return err
@@ -118,12 +223,13 @@ func runPuts(b *testing.B, url string, bodies [][]byte, clients int) (float64, [
 	return rate, comms
 }
 
-func runGets(b *testing.B, url string, comms []opaltda.CommitmentData, size, clients int) float64 {
-	c := opaltda.NewDAClient(url, false, true)
-	rate, err := runConcurrently(len(comms), clients, func(i int) error {
+// runGets reads every commitment back and checks it returns the body stored under it.
+func runGets(b *testing.B, url string, comms []opaltda.CommitmentData, bodies [][]byte) float64 {
+	c := opaltda.NewDAClient(url, false, false)
+	rate, err := runConcurrently(len(comms), benchClients, func(i int) error {
 		data, err := c.GetInput(context.Background(), comms[i])
-		if err == nil && len(data) != size {
-			err = fmt.Errorf("got %d bytes, want %d", len(data), size)
+		if err == nil && !bytes.Equal(data, bodies[i]) {
+			err = fmt.Errorf("GET %x: got %d bytes, not the %d-byte body stored", comms[i].Encode(), len(data), len(bodies[i]))
 		}
 		return err
 	})
@@ -174,9 +280,22 @@ func build(b testing.TB, dir, out, pkg string) {
 	}
 }
 
-// startProcess runs bin until the benchmark ends. With a pattern, the URL is read from
-// its stderr; otherwise url is polled until it answers.
-func startProcess(b testing.TB, bin string, pattern *regexp.Regexp, url string, args ...string) (string, int) {
+// process is a server running as a child process.
+type process struct {
+	url  string
+	pid  int
+	stop func() // interrupts the process and waits for it; idempotent
+}
+
+// startProcess runs bin until the test ends and returns its URL and process id. With a
+// pattern, the URL is read from its stderr; otherwise url is polled until it answers.
+func startProcess(tb testing.TB, bin string, pattern *regexp.Regexp, url string, args ...string) (string, int) {
+	p := launch(tb, bin, pattern, url, args...)
+	return p.url, p.pid
+}
+
+// launch is startProcess that can also be stopped before the test ends.
+func launch(b testing.TB, bin string, pattern *regexp.Regexp, url string, args ...string) *process {
 	cmd := exec.Command(bin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -185,12 +304,14 @@ func startProcess(b testing.TB, bin string, pattern *regexp.Regexp, url string, 
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() {
+	p := &process{pid: cmd.Process.Pid, stop: sync.OnceFunc(func() {
 		_ = cmd.Process.Signal(os.Interrupt)
 		_ = cmd.Wait()
-	})
+	})}
+	b.Cleanup(p.stop)
 	found := make(chan string, 1)
 	go func() {
+		// Drained to the end so that a chatty server never blocks on a full pipe.
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			if pattern != nil {
@@ -206,8 +327,8 @@ func startProcess(b testing.TB, bin string, pattern *regexp.Regexp, url string, 
 	deadline := time.After(60 * time.Second)
 	if pattern != nil {
 		select {
-		case u := <-found:
-			return u, cmd.Process.Pid
+		case p.url = <-found:
+			return p
 		case <-deadline:
 			b.Fatalf("%s did not report its address", bin)
 		}
@@ -216,7 +337,8 @@ func startProcess(b testing.TB, bin string, pattern *regexp.Regexp, url string, 
 		resp, err := http.Get(url + "/get/0x00")
 		if err == nil {
 			resp.Body.Close()
-			return url, cmd.Process.Pid
+			p.url = url
+			return p
 		}
 		select {
 		case <-deadline:
@@ -237,6 +359,57 @@ func processCPU(b *testing.B, pid int) time.Duration {
 	utime, _ := strconv.ParseInt(fields[11], 10, 64)
 	stime, _ := strconv.ParseInt(fields[12], 10, 64)
 	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
+}
+
+// diskWritten is how many bytes a process (all its threads) has caused to be written to
+// storage so far: write_bytes minus cancelled_write_bytes from /proc/<pid>/io. Linux
+// charges a buffered write when it first dirties a page-cache page, so unsynced data
+// counts at once; a page dirtied again after writeback counts again, a page rewritten
+// while still dirty counts once, and dirty pages dropped by truncation or deletion before
+// writeback are cancelled.
+func diskWritten(b *testing.B, pid int) int64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	fields := map[string]int64{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if k, v, ok := strings.Cut(line, ": "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				b.Fatalf("/proc/%d/io: %q: %v", pid, line, err)
+			}
+			fields[k] = n
+		}
+	}
+	written, ok := fields["write_bytes"]
+	if !ok {
+		b.Fatalf("/proc/%d/io has no write_bytes (kernel without task I/O accounting?)", pid)
+	}
+	return written - fields["cancelled_write_bytes"]
+}
+
+// dirSize sums the regular files under dir: the blocks allocated to them and their
+// apparent sizes, as du and du --apparent-size count them.
+func dirSize(b *testing.B, dir string) (allocated, apparent int64) {
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		apparent += info.Size()
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			allocated += st.Blocks * 512 // st_blocks is in 512-byte units whatever the block size
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatalf("size of %s: %v", dir, err)
+	}
+	return allocated, apparent
 }
 
 func freePort(b testing.TB) int {
