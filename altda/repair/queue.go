@@ -54,7 +54,7 @@ func Open(dir string, targets map[string]store.Store, cfg Config) (*Queue, error
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	db, err := pebblestore.Open(dir)
+	db, err := pebblestore.OpenInline(dir)
 	if err != nil {
 		return nil, fmt.Errorf("repair queue: %w", err)
 	}

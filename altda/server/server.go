@@ -58,6 +58,9 @@ type role struct {
 	name   string // the store's own name, which keys the repair queue for secondaries
 	store  store.Store
 	faulty *store.Faulty // nil unless FaultsAdmin
+	// checked: the backend detects corrupted reads itself, so what it returns need not be
+	// hashed against the commitment again.
+	checked bool
 }
 
 // Server is the AltDA HTTP server.
@@ -173,7 +176,7 @@ func New(cfg Config) (*Server, error) {
 }
 
 func (s *Server) wrap(kind string, st store.Store) role {
-	r := role{label: kind + ":" + st.Name(), name: st.Name()}
+	r := role{label: kind + ":" + st.Name(), name: st.Name(), checked: store.ChecksReads(st)}
 	inner := st
 	if s.cfg.FaultsAdmin {
 		r.faulty = store.WithFaults(st)

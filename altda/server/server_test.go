@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -638,6 +640,50 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 	}
 	if ts.primary.Len() != 0 {
 		t.Fatal("a cut-off body was stored")
+	}
+}
+
+// A Pebble primary checks its reads with the value log's checksums instead of hashing
+// them: bytes changed on disk are still never served, and the secondary's copy is.
+func TestReadPastCorruptValueLog(t *testing.T) {
+	dir := t.TempDir()
+	p, err := pebblestore.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, Config{Primary: p, CacheBytes: -1})
+	ctx := context.Background()
+	data := frame(50, 120000)
+	copy(data, "corrupt-me")
+	comm, err := ts.client.Put(ctx, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, "values", "*.vlog"))
+	if len(segs) != 1 {
+		t.Fatalf("value log segments: %v", segs)
+	}
+	raw, err := os.ReadFile(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(raw, []byte("corrupt-me"))
+	if i < 0 {
+		t.Fatal("the value is not in the value log")
+	}
+	f, err := os.OpenFile(segs[0], os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteAt([]byte{'C'}, int64(i))
+	if cerr := f.Close(); err != nil || cerr != nil {
+		t.Fatal(err, cerr)
+	}
+	if got, err := ts.client.Get(ctx, comm); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read past a corrupt value log record: %d bytes, %v", len(got), err)
+	}
+	if n := ts.counter(t, "opkit_altda_verify_failures_total", "store=primary:pebble"); n != 1 {
+		t.Fatalf("corrupt primary reads counted: %v, want 1", n)
 	}
 }
 

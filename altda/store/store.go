@@ -10,6 +10,8 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrUnavailable marks a backend that cannot be reached right now.
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrCorrupt marks a read whose bytes a backend found damaged (see ReadChecker).
+	ErrCorrupt = errors.New("stored bytes are corrupt")
 )
 
 // Store is a durable key-value store for preimages. Keys are encoded commitments.
@@ -24,4 +26,18 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close flushes and releases the backend.
 	Close() error
+}
+
+// ReadChecker is implemented by backends that detect, on every read, bytes that differ
+// from what was put under the key (a checksum over key and value). The server hashes what
+// other backends return against the commitment; what these return it can serve as is,
+// because it verified the bytes against the commitment before putting them.
+type ReadChecker interface {
+	ChecksReads() bool
+}
+
+// ChecksReads reports whether s detects corrupted reads itself.
+func ChecksReads(s Store) bool {
+	c, ok := s.(ReadChecker)
+	return ok && c.ChecksReads()
 }

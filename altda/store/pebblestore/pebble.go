@@ -6,55 +6,101 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/bloom"
 
 	"github.com/opkit/opkit/altda/store"
+	"github.com/opkit/opkit/altda/store/vlog"
 )
 
-// Store is a Pebble-backed store.Store.
+// Store is a Pebble-backed store.Store. Opened with Open, the preimages themselves go to a
+// value log and Pebble holds only their locations; opened with OpenInline, Pebble holds the
+// values too.
 type Store struct {
-	db   *pebble.DB
-	name string
+	db     *pebble.DB
+	values *vlog.Log // nil: values are inline in db
+	name   string
 }
 
-// Open opens (or creates) the database in dir.
+// Open opens (or creates) a store whose index is a Pebble database in dir/index and whose
+// values are appended to a value log in dir/values. This is the store for preimages: each
+// is written once, where an LSM tree would rewrite it on every flush and compaction.
 func Open(dir string) (*Store, error) {
+	values, err := vlog.Open(filepath.Join(dir, "values"), vlog.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("open value log in %s: %w", dir, err)
+	}
+	// The index holds 16-byte locations: Pebble's defaults fit, with a bloom filter so
+	// that the "already stored?" lookup before each write rarely reads a data block.
 	opts := &pebble.Options{
-		// Preimages are ~120 KB each: a larger memtable means fewer flushes per write.
+		WALMinSyncInterval: walMinSyncInterval,
+		Logger:             quietLogger{},
+	}
+	opts.Levels = make([]pebble.LevelOptions, 7)
+	for i := range opts.Levels {
+		opts.Levels[i] = pebble.LevelOptions{FilterPolicy: bloom.FilterPolicy(10)}
+	}
+	db, err := openDB(filepath.Join(dir, "index"), opts)
+	if err != nil {
+		_ = values.Close()
+		return nil, err
+	}
+	return &Store{db: db, values: values, name: "pebble"}, nil
+}
+
+// OpenInline opens (or creates) a store that keeps values inside the Pebble database in
+// dir: for data that is deleted again, such as the repair queue, whose space a value log
+// would never give back.
+func OpenInline(dir string) (*Store, error) {
+	opts := &pebble.Options{
+		// Values of ~120 KB: a larger memtable means fewer flushes per write.
 		MemTableSize:                64 << 20,
 		MemTableStopWritesThreshold: 4,
-		// Fewer, larger levels: every compaction rewrites whole preimages.
+		// Fewer, larger levels: every compaction rewrites whole values.
 		L0CompactionThreshold:    8,
 		L0StopWritesThreshold:    32,
 		LBaseMaxBytes:            512 << 20,
 		MaxConcurrentCompactions: func() int { return 2 },
-		// Let concurrent synced writers share one WAL sync.
-		WALMinSyncInterval: func() time.Duration { return 200 * time.Microsecond },
-		Logger:             quietLogger{},
+		WALMinSyncInterval:       walMinSyncInterval,
+		Logger:                   quietLogger{},
 	}
 	opts.Levels = make([]pebble.LevelOptions, 7)
 	for i := range opts.Levels {
 		opts.Levels[i] = pebble.LevelOptions{
 			// Preimages are compressed batcher frames: compressing again only costs CPU.
-			Compression: pebble.NoCompression,
-			// Every PUT first asks whether the key exists (idempotent resends); a bloom
-			// filter answers "no" without reading data blocks.
+			Compression:  pebble.NoCompression,
 			FilterPolicy: bloom.FilterPolicy(10),
 			BlockSize:    32 << 10,
 		}
 	}
+	db, err := openDB(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{db: db, name: "pebble"}, nil
+}
+
+// walMinSyncInterval lets concurrent synced writers share one WAL sync.
+func walMinSyncInterval() time.Duration { return 200 * time.Microsecond }
+
+func openDB(dir string, opts *pebble.Options) (*pebble.DB, error) {
 	opts.EnsureDefaults()
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open pebble at %s: %w", dir, err)
 	}
-	return &Store{db: db, name: "pebble"}, nil
+	return db, nil
 }
 
 func (s *Store) Name() string { return s.name }
+
+// ChecksReads is true with a value log: every record carries a checksum over its key and
+// value, checked on each read. (Pebble's own block checksums do not cover a value put
+// under the wrong key, so inline values are not counted as checked.)
+func (s *Store) ChecksReads() bool { return s.values != nil }
 
 func (s *Store) Get(ctx context.Context, key []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
@@ -69,7 +115,26 @@ func (s *Store) Get(ctx context.Context, key []byte) ([]byte, error) {
 	}
 	out := bytes.Clone(v)
 	_ = closer.Close()
-	return out, nil
+	return s.resolve(key, out)
+}
+
+// resolve turns what the index holds for key into the value.
+func (s *Store) resolve(key, indexed []byte) ([]byte, error) {
+	if s.values == nil {
+		return indexed, nil
+	}
+	loc, err := vlog.ParseLocation(indexed)
+	if err != nil {
+		return nil, fmt.Errorf("index entry for %x: %w", key, err)
+	}
+	v, err := s.values.Read(loc, key)
+	if errors.Is(err, vlog.ErrCorrupt) {
+		return nil, fmt.Errorf("%w: %w", store.ErrCorrupt, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pebble store: %w", err)
+	}
+	return v, nil
 }
 
 func (s *Store) Has(ctx context.Context, key []byte) (bool, error) {
@@ -91,13 +156,27 @@ func (s *Store) Put(ctx context.Context, key, value []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := s.db.Set(key, value, pebble.Sync); err != nil {
+	indexed := value
+	if s.values != nil {
+		// The value is durable before its location is: an index entry never points at
+		// bytes a crash could lose.
+		loc, err := s.values.Append(key, value)
+		if err == nil {
+			err = s.values.Sync(loc, len(key))
+		}
+		if err != nil {
+			return fmt.Errorf("pebble store: %w", err)
+		}
+		indexed = loc.Bytes()
+	}
+	if err := s.db.Set(key, indexed, pebble.Sync); err != nil {
 		return fmt.Errorf("pebble set: %w", err)
 	}
 	return nil
 }
 
-// Delete removes a key with a synced write.
+// Delete removes a key with a synced write. In a store with a value log, the value's
+// space is not given back.
 func (s *Store) Delete(key []byte) error {
 	if err := s.db.Delete(key, pebble.Sync); err != nil {
 		return fmt.Errorf("pebble delete: %w", err)
@@ -111,12 +190,19 @@ func (s *Store) Each(prefix []byte, fn func(key, value []byte) bool) error {
 	if err != nil {
 		return fmt.Errorf("pebble iterate: %w", err)
 	}
+	var resolveErr error
 	for it.First(); it.Valid(); it.Next() {
-		if !fn(it.Key(), it.Value()) {
+		v := it.Value()
+		if s.values != nil {
+			if v, resolveErr = s.resolve(it.Key(), v); resolveErr != nil {
+				break
+			}
+		}
+		if !fn(it.Key(), v) {
 			break
 		}
 	}
-	if err := it.Close(); err != nil {
+	if err := errors.Join(resolveErr, it.Close()); err != nil {
 		return fmt.Errorf("pebble iterate: %w", err)
 	}
 	return nil
@@ -133,19 +219,29 @@ func (s *Store) Ping(ctx context.Context) error {
 	} else if !errors.Is(err, pebble.ErrNotFound) {
 		return fmt.Errorf("pebble ping: %w", err)
 	}
+	if s.values != nil {
+		if err := s.values.Err(); err != nil {
+			return fmt.Errorf("pebble ping: %w", err)
+		}
+	}
 	return nil
 }
 
-// Close flushes the memtable and closes the database.
+// Close flushes the memtable and closes the database and the value log.
 func (s *Store) Close() error {
+	var errs []error
 	if err := s.db.Flush(); err != nil {
-		_ = s.db.Close()
-		return fmt.Errorf("pebble flush: %w", err)
+		errs = append(errs, fmt.Errorf("pebble flush: %w", err))
 	}
 	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("pebble close: %w", err)
+		errs = append(errs, fmt.Errorf("pebble close: %w", err))
 	}
-	return nil
+	if s.values != nil {
+		if err := s.values.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // prefixEnd is the smallest key greater than every key with the prefix (nil: no bound).

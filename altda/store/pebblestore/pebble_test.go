@@ -3,10 +3,17 @@ package pebblestore_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"testing"
 
+	"github.com/opkit/opkit/altda/store"
 	"github.com/opkit/opkit/altda/store/pebblestore"
 	"github.com/opkit/opkit/altda/store/storetest"
+	"github.com/opkit/opkit/altda/store/vlog"
 )
 
 func TestContract(t *testing.T) {
@@ -43,7 +50,13 @@ func TestSurvivesReopen(t *testing.T) {
 }
 
 func TestEachByPrefix(t *testing.T) {
-	s, err := pebblestore.Open(t.TempDir())
+	for name, open := range map[string]func(string) (*pebblestore.Store, error){"value log": pebblestore.Open, "inline": pebblestore.OpenInline} {
+		t.Run(name, func(t *testing.T) { testEachByPrefix(t, open) })
+	}
+}
+
+func testEachByPrefix(t *testing.T, open func(string) (*pebblestore.Store, error)) {
+	s, err := open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +68,13 @@ func TestEachByPrefix(t *testing.T) {
 		}
 	}
 	var got []string
-	if err := s.Each([]byte("a\x00"), func(k, _ []byte) bool { got = append(got, string(k)); return true }); err != nil {
+	if err := s.Each([]byte("a\x00"), func(k, v []byte) bool {
+		if !bytes.Equal(k, v) {
+			t.Errorf("Each gave %q the value %q", k, v)
+		}
+		got = append(got, string(k))
+		return true
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 2 || got[0] != "a\x001" || got[1] != "a\x002" {
@@ -67,4 +86,108 @@ func TestEachByPrefix(t *testing.T) {
 	if ok, _ := s.Has(ctx, []byte("a\x001")); ok {
 		t.Fatal("deleted key still there")
 	}
+}
+
+func TestContractInline(t *testing.T) {
+	s, err := pebblestore.OpenInline(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.Run(t, s)
+}
+
+// A value changed on disk is a read error, never other bytes and never "not found", and
+// the store says it checks its reads (so the server can trust what it returns).
+func TestValueLogCorruptionIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	s, err := pebblestore.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !store.ChecksReads(s) {
+		t.Fatal("a store with a value log does not report that it checks its reads")
+	}
+	ctx := context.Background()
+	value := bytes.Repeat([]byte("frame"), 24000)
+	if err := s.Put(ctx, []byte("k"), value); err != nil {
+		t.Fatal(err)
+	}
+	corruptValueLog(t, dir, []byte("frame"))
+	got, err := s.Get(ctx, []byte("k"))
+	if !errors.Is(err, store.ErrCorrupt) || !errors.Is(err, vlog.ErrCorrupt) {
+		t.Fatalf("Get of a corrupted value = %d bytes, %v; want store.ErrCorrupt", len(got), err)
+	}
+	if ok, err := s.Has(ctx, []byte("k")); err != nil || !ok {
+		t.Fatalf("Has of a corrupted value = %v, %v; the key is still indexed", ok, err)
+	}
+}
+
+// corruptValueLog flips one byte of the first occurrence of marker in the value log
+// segments under dir.
+func corruptValueLog(t *testing.T, dir string, marker []byte) {
+	t.Helper()
+	segs, _ := filepath.Glob(filepath.Join(dir, "values", "*.vlog"))
+	for _, seg := range segs {
+		raw, err := os.ReadFile(seg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := bytes.Index(raw, marker); i >= 0 {
+			raw[i] ^= 1
+			if err := os.WriteFile(seg, raw, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+	t.Fatalf("no value log segment under %s holds %q", dir, marker)
+}
+
+// The value log's space goes to values alone: 200 values of 120000 bytes take little more
+// than 24 MB on disk, and the index a small fraction of that.
+func TestValuesAreWrittenOnce(t *testing.T) {
+	dir := t.TempDir()
+	s, err := pebblestore.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const n, size = 200, 120000
+	for i := 0; i < n; i++ {
+		v := bytes.Repeat([]byte{byte(i)}, size)
+		if err := s.Put(ctx, []byte(fmt.Sprintf("key-%d", i)), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	values, index := dirSize(t, filepath.Join(dir, "values")), dirSize(t, filepath.Join(dir, "index"))
+	if want := int64(n * size); values < want || values > want+want/100 {
+		t.Fatalf("value log holds %d bytes for %d bytes of values", values, want)
+	}
+	if index > int64(n*size)/20 {
+		t.Fatalf("index holds %d bytes for %d values: values are being copied into it", index, n)
+	}
+}
+
+func dirSize(t *testing.T, dir string) int64 {
+	t.Helper()
+	var total int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err == nil {
+			total += info.Size()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return total
 }

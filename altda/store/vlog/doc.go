@@ -1,0 +1,13 @@
+// Package vlog is an append-only value log: the AltDA stores keep each preimage's bytes
+// here, written once, and keep only its Location in their index. Writing a 120 KB preimage
+// into an LSM tree instead copies it into the write-ahead log, the memtable, a flushed table
+// and then again on every compaction; here it is written once and read back with one pread.
+//
+// The log is a directory of numbered segment files. Each record is a checksummed
+// (key, value) pair, so a read detects a torn or corrupted record and a record read through
+// a stale or wrong location. Appends are serialised; Sync makes a record durable and groups
+// the fsyncs of concurrent writers, so under load many appends share one. A segment is
+// synced in full before the next one is started, and the log is never rewritten: its
+// owner never deletes values, and records whose location never reached the index (a crash
+// between the append and the index write) are unreachable garbage that reads never meet.
+package vlog

@@ -1,0 +1,355 @@
+package vlog
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultSegmentSize is where a segment is sealed and the next one started: large enough
+// that a terabyte of preimages is about a thousand open files, small enough to copy or
+// inspect one by hand.
+const DefaultSegmentSize = 1 << 30
+
+const segmentExt = ".vlog"
+
+// Options tune a Log. The zero value is the default.
+type Options struct {
+	// SegmentSize is the size past which no new record starts in a segment.
+	SegmentSize int64
+}
+
+// Log is an append-only value log in one directory. It is safe for concurrent use.
+type Log struct {
+	dir         string
+	segmentSize int64
+
+	// Lock order: appendMu, syncMu, filesMu. closed is set with all three held, so any
+	// one of them is enough to read it.
+	//
+	// appendMu serialises appends and segment rolls and guards active.
+	appendMu sync.Mutex
+	active   *segment
+	// syncMu admits one fsync at a time; writers that queue behind it usually find their
+	// record already covered when they get in.
+	syncMu sync.Mutex
+	// filesMu guards segments; it is held for reading across every use of a file, so that
+	// Close cannot close a file under a read or a sync.
+	filesMu  sync.RWMutex
+	segments map[uint32]*segment
+	closed   bool
+	// failed holds the first write or sync error. After a failed fsync the kernel may
+	// have dropped the dirty pages, so nothing later can be trusted to be durable: every
+	// later append and sync fails until the log is reopened.
+	failed atomic.Pointer[error]
+}
+
+type segment struct {
+	id   uint32
+	f    *os.File
+	size int64 // bytes appended; guarded by Log.mu
+	// written is size as seen by syncers: every byte below it has been handed to the
+	// kernel. synced is the prefix known to be durable.
+	written atomic.Int64
+	synced  atomic.Int64
+}
+
+// Open opens the log in dir, creating the directory and a first segment if needed. New
+// records go after the end of the newest segment.
+func Open(dir string, opts Options) (*Log, error) {
+	if opts.SegmentSize <= 0 {
+		opts.SegmentSize = DefaultSegmentSize
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("value log: %w", err)
+	}
+	ids, err := segmentIDs(dir)
+	if err != nil {
+		return nil, err
+	}
+	l := &Log{dir: dir, segmentSize: opts.SegmentSize, segments: make(map[uint32]*segment)}
+	for _, id := range ids {
+		seg, err := openSegment(dir, id, os.O_RDWR)
+		if err != nil {
+			_ = l.closeFiles()
+			return nil, err
+		}
+		l.segments[id] = seg
+		l.active = seg
+	}
+	if l.active == nil {
+		if err := l.startSegment(1); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+func segmentIDs(dir string) ([]uint32, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("value log: %w", err)
+	}
+	var ids []uint32
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), segmentExt)
+		if !ok || e.IsDir() {
+			continue
+		}
+		id, err := strconv.ParseUint(name, 10, 32)
+		if err != nil || id == 0 {
+			return nil, fmt.Errorf("value log: unexpected file %s in %s", e.Name(), dir)
+		}
+		ids = append(ids, uint32(id))
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+func segmentPath(dir string, id uint32) string {
+	return filepath.Join(dir, fmt.Sprintf("%08d%s", id, segmentExt))
+}
+
+func openSegment(dir string, id uint32, flag int) (*segment, error) {
+	f, err := os.OpenFile(segmentPath(dir, id), flag, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("value log: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("value log: %w", err)
+	}
+	seg := &segment{id: id, f: f, size: st.Size()}
+	seg.written.Store(seg.size)
+	// What was on disk at open is durable as far as this process can tell.
+	seg.synced.Store(seg.size)
+	return seg, nil
+}
+
+// startSegment creates segment id, makes its directory entry durable and makes it the
+// active segment. appendMu must be held (or l not yet shared).
+func (l *Log) startSegment(id uint32) error {
+	seg, err := openSegment(l.dir, id, os.O_RDWR|os.O_CREATE|os.O_EXCL)
+	if err != nil {
+		return err
+	}
+	if err := syncDir(l.dir); err != nil {
+		_ = seg.f.Close()
+		return err
+	}
+	l.filesMu.Lock()
+	l.segments[id] = seg
+	l.filesMu.Unlock()
+	l.active = seg
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("value log: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("value log: sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// ErrClosed is returned by calls on a closed log.
+var ErrClosed = errors.New("value log is closed")
+
+// Err reports the error that stopped the log from accepting writes, or nil.
+func (l *Log) Err() error {
+	if p := l.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (l *Log) fail(err error) error {
+	l.failed.CompareAndSwap(nil, &err)
+	return err
+}
+
+// Append writes a record for key and value to the active segment and returns its
+// location. The record is not yet durable: call Sync.
+func (l *Log) Append(key, value []byte) (Location, error) {
+	if len(key) > MaxKeySize || len(value) > MaxValueSize {
+		return Location{}, fmt.Errorf("value log: key of %d bytes or value of %d bytes is over the limit", len(key), len(value))
+	}
+	h := header(key, value)
+	n := recordSize(len(key), len(value))
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if l.closed {
+		return Location{}, ErrClosed
+	}
+	if err := l.Err(); err != nil {
+		return Location{}, err
+	}
+	if l.active.size > 0 && l.active.size+n > l.segmentSize {
+		if err := l.roll(); err != nil {
+			return Location{}, l.fail(err)
+		}
+	}
+	seg := l.active
+	if err := pwriteAll(seg.f, [][]byte{h[:], key, value}, seg.size); err != nil {
+		return Location{}, l.fail(fmt.Errorf("value log: write segment %d: %w", seg.id, err))
+	}
+	loc := Location{Segment: seg.id, Offset: seg.size, ValueLen: uint32(len(value))}
+	seg.size += n
+	seg.written.Store(seg.size)
+	return loc, nil
+}
+
+// roll seals the active segment, synced in full, and starts the next. appendMu is held.
+func (l *Log) roll() error {
+	old := l.active
+	l.syncMu.Lock()
+	err := unix.Fdatasync(int(old.f.Fd()))
+	if err == nil {
+		old.synced.Store(old.written.Load())
+	}
+	l.syncMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("value log: sync segment %d: %w", old.id, err)
+	}
+	return l.startSegment(old.id + 1)
+}
+
+// pwriteAll writes bufs back to back at off with as few system calls as the kernel allows.
+func pwriteAll(f *os.File, bufs [][]byte, off int64) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var werr error
+	err = rc.Write(func(fd uintptr) bool {
+		for len(bufs) > 0 {
+			n, err := unix.Pwritev(int(fd), bufs, off)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				werr = err
+				return true
+			}
+			if n == 0 {
+				werr = io.ErrShortWrite
+				return true
+			}
+			off += int64(n)
+			for n > 0 {
+				if n >= len(bufs[0]) {
+					n -= len(bufs[0])
+					bufs = bufs[1:]
+				} else {
+					bufs[0] = bufs[0][n:]
+					n = 0
+				}
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	return werr
+}
+
+// Sync returns once the record at loc is durable. Concurrent callers share fsyncs: one
+// fsync covers every record appended before it began.
+func (l *Log) Sync(loc Location, keyLen int) error {
+	end := loc.Offset + recordSize(keyLen, int(loc.ValueLen))
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.filesMu.RLock()
+	defer l.filesMu.RUnlock()
+	if l.closed {
+		return ErrClosed
+	}
+	seg := l.segments[loc.Segment]
+	switch {
+	case seg == nil:
+		return fmt.Errorf("%w: no segment %d for %s", ErrCorrupt, loc.Segment, loc)
+	case seg.synced.Load() >= end:
+		return nil
+	}
+	if err := l.Err(); err != nil {
+		return err
+	}
+	target := seg.written.Load()
+	if err := unix.Fdatasync(int(seg.f.Fd())); err != nil {
+		return l.fail(fmt.Errorf("value log: sync segment %d: %w", seg.id, err))
+	}
+	seg.synced.Store(target)
+	return nil
+}
+
+// Read returns the value of the record at loc, checking that it is intact and holds key.
+// The returned slice is the caller's.
+func (l *Log) Read(loc Location, key []byte) ([]byte, error) {
+	l.filesMu.RLock()
+	defer l.filesMu.RUnlock()
+	if l.closed {
+		return nil, ErrClosed
+	}
+	seg := l.segments[loc.Segment]
+	if seg == nil {
+		return nil, fmt.Errorf("%w: no segment %d for %s", ErrCorrupt, loc.Segment, loc)
+	}
+	rec := make([]byte, recordSize(len(key), int(loc.ValueLen)))
+	if _, err := seg.f.ReadAt(rec, loc.Offset); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%w: %s is past the end of the segment", ErrCorrupt, loc)
+		}
+		return nil, fmt.Errorf("value log: read %s: %w", loc, err)
+	}
+	value, err := decodeRecord(rec, key)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", loc, err)
+	}
+	return value, nil
+}
+
+// Close syncs the active segment and closes every file. Calls after Close return ErrClosed.
+func (l *Log) Close() error {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.filesMu.Lock()
+	defer l.filesMu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	var err error
+	if l.Err() == nil {
+		if serr := unix.Fdatasync(int(l.active.f.Fd())); serr != nil {
+			err = fmt.Errorf("value log: sync segment %d: %w", l.active.id, serr)
+		}
+	}
+	return errors.Join(err, l.closeFiles())
+}
+
+func (l *Log) closeFiles() error {
+	var errs []error
+	for _, seg := range l.segments {
+		if err := seg.f.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("value log: close segment %d: %w", seg.id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
