@@ -21,7 +21,7 @@ import (
 // values too.
 type Store struct {
 	db     *pebble.DB
-	values *vlog.Log // nil: values are inline in db
+	values *values // nil: values are inline in db
 	name   string
 }
 
@@ -29,10 +29,6 @@ type Store struct {
 // values are appended to a value log in dir/values. This is the store for preimages: each
 // is written once, where an LSM tree would rewrite it on every flush and compaction.
 func Open(dir string) (*Store, error) {
-	values, err := vlog.Open(filepath.Join(dir, "values"), vlog.Options{})
-	if err != nil {
-		return nil, fmt.Errorf("open value log in %s: %w", dir, err)
-	}
 	// The index holds 16-byte locations: Pebble's defaults fit, with a bloom filter so
 	// that the "already stored?" lookup before each write rarely reads a data block.
 	opts := &pebble.Options{
@@ -45,8 +41,12 @@ func Open(dir string) (*Store, error) {
 	}
 	db, err := openDB(filepath.Join(dir, "index"), opts)
 	if err != nil {
-		_ = values.Close()
 		return nil, err
+	}
+	values, err := openValues(filepath.Join(dir, "values"), db)
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open value log in %s: %w", dir, err)
 	}
 	return &Store{db: db, values: values, name: "pebble"}, nil
 }
@@ -127,7 +127,7 @@ func (s *Store) resolve(key, indexed []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("index entry for %x: %w", key, err)
 	}
-	v, err := s.values.Read(loc, key)
+	v, err := s.values.log.Read(loc, key)
 	if errors.Is(err, vlog.ErrCorrupt) {
 		return nil, fmt.Errorf("%w: %w", store.ErrCorrupt, err)
 	}
@@ -156,20 +156,16 @@ func (s *Store) Put(ctx context.Context, key, value []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	indexed := value
+	if reserved(key) {
+		return fmt.Errorf("pebble store: keys starting with 0xff are reserved (got %x)", key)
+	}
 	if s.values != nil {
-		// The value is durable before its location is: an index entry never points at
-		// bytes a crash could lose.
-		loc, err := s.values.Append(key, value)
-		if err == nil {
-			err = s.values.Sync(loc, len(key))
-		}
-		if err != nil {
+		if err := s.values.put(s.db, key, value); err != nil {
 			return fmt.Errorf("pebble store: %w", err)
 		}
-		indexed = loc.Bytes()
+		return nil
 	}
-	if err := s.db.Set(key, indexed, pebble.Sync); err != nil {
+	if err := s.db.Set(key, value, pebble.Sync); err != nil {
 		return fmt.Errorf("pebble set: %w", err)
 	}
 	return nil
@@ -192,6 +188,9 @@ func (s *Store) Each(prefix []byte, fn func(key, value []byte) bool) error {
 	}
 	var resolveErr error
 	for it.First(); it.Valid(); it.Next() {
+		if reserved(it.Key()) {
+			continue
+		}
 		v := it.Value()
 		if s.values != nil {
 			if v, resolveErr = s.resolve(it.Key(), v); resolveErr != nil {
@@ -220,7 +219,7 @@ func (s *Store) Ping(ctx context.Context) error {
 		return fmt.Errorf("pebble ping: %w", err)
 	}
 	if s.values != nil {
-		if err := s.values.Err(); err != nil {
+		if err := s.values.log.Err(); err != nil {
 			return fmt.Errorf("pebble ping: %w", err)
 		}
 	}
@@ -230,16 +229,14 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close flushes the memtable and closes the database and the value log.
 func (s *Store) Close() error {
 	var errs []error
+	if s.values != nil {
+		errs = append(errs, s.values.close(s.db))
+	}
 	if err := s.db.Flush(); err != nil {
 		errs = append(errs, fmt.Errorf("pebble flush: %w", err))
 	}
 	if err := s.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("pebble close: %w", err))
-	}
-	if s.values != nil {
-		if err := s.values.Close(); err != nil {
-			errs = append(errs, err)
-		}
 	}
 	return errors.Join(errs...)
 }

@@ -8,6 +8,10 @@
 // a stale or wrong location. Appends are serialised; Sync makes a record durable and groups
 // the fsyncs of concurrent writers, so under load many appends share one. A segment is
 // synced in full before the next one is started, and the log is never rewritten: its
-// owner never deletes values, and records whose location never reached the index (a crash
-// between the append and the index write) are unreachable garbage that reads never meet.
+// owner never deletes values.
+//
+// Recover lets the owner keep its index writes unsynced: after a crash it lists every
+// intact record from a position the owner knows its index covers, so lost index entries
+// can be written again, and it cuts off the torn record an interrupted append left at the
+// end. Records that were never indexed and are not rescanned are unreachable garbage.
 package vlog

@@ -1,8 +1,11 @@
 package vlog
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -352,4 +355,148 @@ func (l *Log) closeFiles() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Position is a place in the log, in log order: a segment and an offset in it.
+type Position struct {
+	Segment uint32
+	Offset  int64
+}
+
+// PositionSize is the length of an encoded Position.
+const PositionSize = 4 + 8
+
+// Bytes encodes the position in PositionSize bytes.
+func (p Position) Bytes() []byte {
+	b := make([]byte, PositionSize)
+	binary.BigEndian.PutUint32(b[0:4], p.Segment)
+	binary.BigEndian.PutUint64(b[4:12], uint64(p.Offset))
+	return b
+}
+
+// ParsePosition decodes what Bytes encoded.
+func ParsePosition(b []byte) (Position, error) {
+	if len(b) != PositionSize {
+		return Position{}, fmt.Errorf("value log position: %d bytes, want %d", len(b), PositionSize)
+	}
+	p := Position{Segment: binary.BigEndian.Uint32(b[0:4]), Offset: int64(binary.BigEndian.Uint64(b[4:12]))}
+	if p.Offset < 0 {
+		return Position{}, fmt.Errorf("value log position: offset %d out of range", p.Offset)
+	}
+	return p, nil
+}
+
+func (p Position) before(q Position) bool {
+	return p.Segment < q.Segment || (p.Segment == q.Segment && p.Offset < q.Offset)
+}
+
+// Start is the position of the record at l.
+func (l Location) Start() Position { return Position{Segment: l.Segment, Offset: l.Offset} }
+
+// End is where the next record appended goes. The caller orders it against its own
+// appends.
+func (l *Log) End() Position {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	return Position{Segment: l.active.id, Offset: l.active.size}
+}
+
+// Recover calls fn for every intact record from position from to the end of the log, in
+// log order, and cuts the newest segment at its first record that is not intact: an append
+// a crash interrupted, which was never synced and so never acknowledged. It returns the
+// end of the log. Call it before the first Append. A damaged record in an older segment is
+// an error, because a segment is synced in full before the next one starts.
+func (l *Log) Recover(from Position, fn func(key []byte, loc Location) error) (Position, error) {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	l.filesMu.RLock()
+	ids := make([]uint32, 0, len(l.segments))
+	for id := range l.segments {
+		ids = append(ids, id)
+	}
+	l.filesMu.RUnlock()
+	slices.Sort(ids)
+	if _, ok := l.segments[from.Segment]; !ok && from != (Position{}) {
+		return Position{}, fmt.Errorf("%w: recovery starts in segment %d, which is missing", ErrCorrupt, from.Segment)
+	}
+	var buf []byte
+	for _, id := range ids {
+		if id < from.Segment {
+			continue
+		}
+		seg := l.segments[id]
+		off := int64(0)
+		if id == from.Segment {
+			off = from.Offset
+		}
+		if off > seg.size {
+			return Position{}, fmt.Errorf("%w: recovery starts at offset %d of segment %d, which holds only %d bytes", ErrCorrupt, off, id, seg.size)
+		}
+		for off < seg.size {
+			var key []byte
+			var valueLen uint32
+			var err error
+			buf, key, valueLen, err = readRecord(seg.f, off, seg.size, buf)
+			if errors.Is(err, ErrCorrupt) {
+				if seg != l.active {
+					return Position{}, fmt.Errorf("segment %d, sealed, is damaged at offset %d: %w", id, off, err)
+				}
+				if err := l.cut(seg, off); err != nil {
+					return Position{}, err
+				}
+				break
+			}
+			if err != nil {
+				return Position{}, err
+			}
+			if err := fn(key, Location{Segment: id, Offset: off, ValueLen: valueLen}); err != nil {
+				return Position{}, err
+			}
+			off += recordSize(len(key), int(valueLen))
+		}
+	}
+	return Position{Segment: l.active.id, Offset: l.active.size}, nil
+}
+
+// readRecord reads and checks the record at off in a segment of the given size, using buf
+// as scratch space. ErrCorrupt means no intact record starts there.
+func readRecord(f *os.File, off, size int64, buf []byte) (_ []byte, key []byte, valueLen uint32, err error) {
+	if size-off < headerSize {
+		return buf, nil, 0, fmt.Errorf("%w: %d bytes at the end are shorter than a header", ErrCorrupt, size-off)
+	}
+	var h [headerSize]byte
+	if _, err := f.ReadAt(h[:], off); err != nil {
+		return buf, nil, 0, fmt.Errorf("value log: read header at %d: %w", off, err)
+	}
+	keyLen := int(binary.BigEndian.Uint16(h[4:6]))
+	valueLen = binary.BigEndian.Uint32(h[6:10])
+	n := recordSize(keyLen, int(valueLen))
+	if valueLen > MaxValueSize || n > size-off {
+		return buf, nil, 0, fmt.Errorf("%w: record of %d bytes at %d runs past the end (%d)", ErrCorrupt, n, off, size)
+	}
+	if int64(cap(buf)) < n {
+		buf = make([]byte, n)
+	}
+	rec := buf[:n]
+	if _, err := f.ReadAt(rec, off); err != nil {
+		return buf, nil, 0, fmt.Errorf("value log: read record at %d: %w", off, err)
+	}
+	if binary.BigEndian.Uint32(rec[0:4]) != crc32.Checksum(rec[4:], castagnoli) {
+		return buf, nil, 0, fmt.Errorf("%w: checksum mismatch at %d", ErrCorrupt, off)
+	}
+	return buf, bytes.Clone(rec[headerSize : headerSize+keyLen]), valueLen, nil
+}
+
+// cut truncates seg at off, durably.
+func (l *Log) cut(seg *segment, off int64) error {
+	if err := seg.f.Truncate(off); err != nil {
+		return fmt.Errorf("value log: cut segment %d at %d: %w", seg.id, off, err)
+	}
+	if err := unix.Fdatasync(int(seg.f.Fd())); err != nil {
+		return fmt.Errorf("value log: sync segment %d: %w", seg.id, err)
+	}
+	seg.size = off
+	seg.written.Store(off)
+	seg.synced.Store(off)
+	return nil
 }

@@ -1,0 +1,152 @@
+package pebblestore
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/opkit/opkit/altda/store/vlog"
+)
+
+// checkpointKey holds the value log position before which every acknowledged record's
+// location is durable in the index. Keys starting with 0xff are the store's own.
+var checkpointKey = []byte("\xffvalue-log-checkpoint")
+
+func reserved(key []byte) bool { return len(key) > 0 && key[0] == 0xff }
+
+// checkpointEvery is how many value log bytes may be appended between checkpoints: what
+// a restart after a machine crash rescans at most, besides the active segment's tail.
+const checkpointEvery = 64 << 20
+
+// values is a store's value log plus what keeps its index recoverable.
+//
+// A Put syncs the value, then writes its location to the index without syncing Pebble's
+// WAL: one fsync per group of writers instead of two in a row, which is what lets the CPU
+// work while writes wait on the disk. A machine crash can lose those index writes; the
+// checkpoint bounds what a restart rescans from the log to write them again. A checkpoint
+// is a synced write, so it also makes every index write before it durable, and it never
+// passes a record still between its append and its index write.
+type values struct {
+	log *vlog.Log
+
+	mu       sync.Mutex            // held across Append so that End and inFlight agree
+	inFlight map[vlog.Position]int // appended, not yet indexed (count: a position may repeat after a cut)
+	since    int64                 // bytes appended since the last checkpoint
+
+	checkpointMu sync.Mutex // one checkpoint at a time
+}
+
+// openValues opens the value log in dir and writes into db the location of every record
+// the index may have lost, from the last checkpoint on.
+func openValues(dir string, db *pebble.DB) (*values, error) {
+	log, err := vlog.Open(dir, vlog.Options{})
+	if err != nil {
+		return nil, err
+	}
+	v := &values{log: log, inFlight: make(map[vlog.Position]int)}
+	if err := v.recover(db); err != nil {
+		_ = log.Close()
+		return nil, err
+	}
+	return v, nil
+}
+
+func (v *values) recover(db *pebble.DB) error {
+	var from vlog.Position // no checkpoint yet: everything
+	raw, closer, err := db.Get(checkpointKey)
+	switch {
+	case err == nil:
+		from, err = vlog.ParsePosition(raw)
+		_ = closer.Close()
+		if err != nil {
+			return fmt.Errorf("value log checkpoint: %w", err)
+		}
+	case !errors.Is(err, pebble.ErrNotFound):
+		return fmt.Errorf("read value log checkpoint: %w", err)
+	}
+	batch := db.NewBatch()
+	end, err := v.log.Recover(from, func(key []byte, loc vlog.Location) error {
+		if err := batch.Set(key, loc.Bytes(), nil); err != nil {
+			return err
+		}
+		if batch.Len() < 4<<20 {
+			return nil
+		}
+		if err := batch.Commit(pebble.NoSync); err != nil {
+			return err
+		}
+		batch = db.NewBatch()
+		return nil
+	})
+	if err == nil {
+		err = batch.Set(checkpointKey, end.Bytes(), nil)
+	}
+	if err == nil {
+		err = batch.Commit(pebble.Sync)
+	}
+	if err != nil {
+		_ = batch.Close()
+		return fmt.Errorf("recover the index from the value log: %w", err)
+	}
+	return batch.Close()
+}
+
+// put makes value durable in the log and its location in db, then advances the
+// checkpoint when enough has been appended since the last one.
+func (v *values) put(db *pebble.DB, key, value []byte) error {
+	v.mu.Lock()
+	loc, err := v.log.Append(key, value)
+	if err == nil {
+		v.inFlight[loc.Start()]++
+		v.since += int64(len(value))
+	}
+	due := v.since >= checkpointEvery
+	if due {
+		v.since = 0
+	}
+	v.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	err = v.log.Sync(loc, len(key))
+	if err == nil {
+		err = db.Set(key, loc.Bytes(), pebble.NoSync)
+	}
+	v.mu.Lock()
+	if v.inFlight[loc.Start()]--; v.inFlight[loc.Start()] == 0 {
+		delete(v.inFlight, loc.Start())
+	}
+	v.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if due {
+		return v.checkpoint(db)
+	}
+	return nil
+}
+
+// checkpoint records, synced, the oldest record not yet indexed (or the log's end).
+func (v *values) checkpoint(db *pebble.DB) error {
+	v.checkpointMu.Lock()
+	defer v.checkpointMu.Unlock()
+	v.mu.Lock()
+	pos := v.log.End()
+	for p := range v.inFlight {
+		if p.Segment < pos.Segment || (p.Segment == pos.Segment && p.Offset < pos.Offset) {
+			pos = p
+		}
+	}
+	v.mu.Unlock()
+	if err := db.Set(checkpointKey, pos.Bytes(), pebble.Sync); err != nil {
+		return fmt.Errorf("value log checkpoint: %w", err)
+	}
+	return nil
+}
+
+// close checkpoints at the end of the log and closes it.
+func (v *values) close(db *pebble.DB) error {
+	return errors.Join(v.checkpoint(db), v.log.Close())
+}
