@@ -37,7 +37,9 @@ import (
 //     server made up.
 //
 // A round writes OPKIT_BENCH_PUTS (default 512) fresh bodies to each server, then reads
-// them back; rounds alternate which server goes first. Per mode and server it reports:
+// them back; rounds alternate which server goes first, and each starts after a sync(2), so
+// that no round pays for writeback the other server left behind. Per mode and server it
+// reports:
 //   - PUT/s and GET/s of every round, their medians and the opkit/reference ratios;
 //   - the server's CPU time (utime+stime from /proc/<pid>/stat) per PUT and per GET, and
 //     the client process's CPU per PUT;
@@ -50,8 +52,7 @@ import (
 //     journal and metadata writes, done by kernel threads;
 //   - the data directory's size after the rounds (allocated blocks, and apparent file
 //     sizes) per byte stored. Allocated counts blocks reserved ahead of use, such as
-//     pebble's preallocated write-ahead log (about 1.1 memtables), which weighs heavily in
-//     short runs.
+//     pebble's preallocated write-ahead log, which weighs heavily in short runs.
 //
 // Metric names: opkit-put/s, ref-put/s, put-ratio, opkit-get/s, ref-get/s, get-ratio,
 // opkit-write/B, ref-write/B (PUT phases), opkit-disk/B, ref-disk/B (allocated),
@@ -162,6 +163,10 @@ func makeBodies(seed *int, n int) [][]byte {
 // round PUTs the bodies to t, then GETs them back, recording rates, CPU and disk writes.
 func (t *benchTarget) round(b *testing.B, m daMode, bodies [][]byte) {
 	pid, self := t.proc.pid, os.Getpid()
+	// Start every round with no dirty pages left by the round before: otherwise the
+	// kernel's writeback of one server's unsynced files runs during the other's round,
+	// taking its CPU and stretching its fsyncs (ext4 commits ordered data together).
+	syscall.Sync()
 	io0, cpu0, self0 := diskWritten(b, pid), processCPU(b, pid), processCPU(b, self)
 	putRate, comms := runPuts(b, t.proc.url, m.precompute, bodies)
 	io1, cpu1, self1 := diskWritten(b, pid), processCPU(b, pid), processCPU(b, self)
