@@ -50,9 +50,11 @@ type Log struct {
 	filesMu  sync.RWMutex
 	segments map[uint32]*segment
 	closed   bool
-	// failed holds the first write or sync error. After a failed fsync the kernel may
-	// have dropped the dirty pages, so nothing later can be trusted to be durable: every
-	// later append and sync fails until the log is reopened.
+	// failed holds the first sync error. After a failed fsync the kernel may have
+	// dropped the dirty pages, so nothing later can be trusted to be durable: every later
+	// append and sync fails until the log is reopened. A failed write (a full disk) is
+	// not fatal: the log's end does not move, and the next append overwrites whatever
+	// part of the record reached the file.
 	failed atomic.Pointer[error]
 }
 
@@ -147,8 +149,10 @@ func (l *Log) startSegment(id uint32) error {
 		return err
 	}
 	if err := syncDir(l.dir); err != nil {
+		// The new file's directory entry may or may not survive: as with a failed fsync
+		// of data, nothing after this can be promised durable.
 		_ = seg.f.Close()
-		return err
+		return l.fail(err)
 	}
 	l.filesMu.Lock()
 	l.segments[id] = seg
@@ -203,12 +207,12 @@ func (l *Log) Append(key, value []byte) (Location, error) {
 	}
 	if l.active.size > 0 && l.active.size+n > l.segmentSize {
 		if err := l.roll(); err != nil {
-			return Location{}, l.fail(err)
+			return Location{}, err
 		}
 	}
 	seg := l.active
 	if err := pwriteAll(seg.f, [][]byte{h[:], key, value}, seg.size); err != nil {
-		return Location{}, l.fail(fmt.Errorf("value log: write segment %d: %w", seg.id, err))
+		return Location{}, fmt.Errorf("value log: write segment %d: %w", seg.id, err)
 	}
 	loc := Location{Segment: seg.id, Offset: seg.size, ValueLen: uint32(len(value))}
 	seg.size += n
@@ -226,7 +230,7 @@ func (l *Log) roll() error {
 	}
 	l.syncMu.Unlock()
 	if err != nil {
-		return fmt.Errorf("value log: sync segment %d: %w", old.id, err)
+		return l.fail(fmt.Errorf("value log: sync segment %d: %w", old.id, err))
 	}
 	return l.startSegment(old.id + 1)
 }

@@ -223,3 +223,38 @@ func TestLocationRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// A write that fails (here: the segment's descriptor cannot write, as a full disk would
+// refuse) fails that append only. The log's end does not move, and the next append lands
+// where the failed one would have.
+func TestFailedWriteIsNotFatal(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	a := appendSynced(t, l, key(1), value(1, 1000))
+
+	seg := l.active
+	writable := seg.f
+	readOnly, err := os.Open(segmentPath(dir, seg.id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg.f = readOnly
+	if _, err := l.Append(key(2), value(2, 1000)); err == nil {
+		t.Fatal("Append through a read-only descriptor succeeded")
+	}
+	seg.f = writable
+	_ = readOnly.Close()
+	if err := l.Err(); err != nil {
+		t.Fatalf("a failed write stopped the log: %v", err)
+	}
+	b := appendSynced(t, l, key(3), value(3, 1000))
+	if want := a.Offset + recordSize(len(key(1)), 1000); b.Offset != want {
+		t.Fatalf("append after the failed one at offset %d, want %d", b.Offset, want)
+	}
+	mustRead(t, l, a, key(1), value(1, 1000))
+	mustRead(t, l, b, key(3), value(3, 1000))
+}
