@@ -135,7 +135,7 @@ func (v *values) checkpoint(db *pebble.DB) error {
 	v.mu.Lock()
 	pos := v.log.End()
 	for p := range v.inFlight {
-		if p.Segment < pos.Segment || (p.Segment == pos.Segment && p.Offset < pos.Offset) {
+		if p.Before(pos) {
 			pos = p
 		}
 	}

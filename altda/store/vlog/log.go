@@ -390,7 +390,8 @@ func ParsePosition(b []byte) (Position, error) {
 	return p, nil
 }
 
-func (p Position) before(q Position) bool {
+// Before reports whether p comes before q in the log.
+func (p Position) Before(q Position) bool {
 	return p.Segment < q.Segment || (p.Segment == q.Segment && p.Offset < q.Offset)
 }
 
