@@ -125,36 +125,6 @@ func TestReadDetectsCorruption(t *testing.T) {
 	mustRead(t, l, a, key(1), value(1, 5000))
 }
 
-// A crash in the middle of an append leaves a torn record at the end of the active
-// segment. Records before it read back, and records appended after the reopen too.
-func TestTornTail(t *testing.T) {
-	dir := t.TempDir()
-	l, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := appendSynced(t, l, key(1), value(1, 4000))
-	b := appendSynced(t, l, key(2), value(2, 4000))
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	// Cut the second record in half, as if the process died during its write.
-	if err := os.Truncate(segmentPath(dir, b.Segment), b.Offset+2000); err != nil {
-		t.Fatal(err)
-	}
-	l, err = Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	mustRead(t, l, a, key(1), value(1, 4000))
-	if _, err := l.Read(b, key(2)); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("Read of the torn record = %v, want ErrCorrupt", err)
-	}
-	c := appendSynced(t, l, key(3), value(3, 4000))
-	mustRead(t, l, c, key(3), value(3, 4000))
-}
-
 // Concurrent appends, syncs and reads (run with -race), and every synced record reads back.
 func TestConcurrentUse(t *testing.T) {
 	l, err := Open(t.TempDir(), Options{SegmentSize: 200_000})

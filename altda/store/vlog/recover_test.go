@@ -95,6 +95,9 @@ func TestRecoverCutsTornTail(t *testing.T) {
 			if end != b.Start() {
 				t.Fatalf("log ends at %v after the cut, want %v", end, b.Start())
 			}
+			if _, err := l.Read(b, key(2)); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Read of the torn record = %v, want ErrCorrupt", err)
+			}
 			c := appendSynced(t, l, key(3), value(3, 4000))
 			if c.Start() != b.Start() {
 				t.Fatalf("next record at %v, want it where the torn one began (%v)", c.Start(), b.Start())
