@@ -36,7 +36,7 @@ func newMetrics(reg *prometheus.Registry, queueLen func() float64) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"route"}),
 		storeOps: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "opkit_altda_store_ops_total", Help: "Store operations by store, operation and result (ok, not_found, unavailable, error).",
+			Name: "opkit_altda_store_ops_total", Help: "Store operations by store, operation and result (ok, not_found, unavailable, corrupt, error).",
 		}, []string{"store", "op", "result"}),
 		storeDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "opkit_altda_store_op_duration_seconds", Help: "Store operation latency.",
@@ -88,6 +88,8 @@ func (s instrumented) observe(op string, start time.Time, err error) {
 		result = "not_found"
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		result = "unavailable"
+	case errors.Is(err, store.ErrCorrupt):
+		result = "corrupt"
 	default:
 		result = "error"
 	}

@@ -183,6 +183,11 @@ func (s *Server) wrap(kind string, st store.Store) role {
 		inner = r.faulty
 	}
 	r.store = instrumented{Store: inner, label: r.label, m: s.m}
+	if sz, ok := st.(store.Sizer); ok {
+		s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "opkit_altda_store_bytes", Help: "Bytes a store keeps on disk.", ConstLabels: prometheus.Labels{"store": r.label},
+		}, func() float64 { return float64(sz.SizeBytes()) }))
+	}
 	return r
 }
 

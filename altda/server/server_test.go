@@ -659,6 +659,9 @@ func TestReadPastCorruptValueLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if n := ts.counter(t, "opkit_altda_store_bytes", "store=primary:pebble"); n < float64(len(data)) {
+		t.Fatalf("opkit_altda_store_bytes of the primary is %v after a %d-byte PUT", n, len(data))
+	}
 	segs, _ := filepath.Glob(filepath.Join(dir, "values", "*.vlog"))
 	if len(segs) != 1 {
 		t.Fatalf("value log segments: %v", segs)
@@ -684,6 +687,9 @@ func TestReadPastCorruptValueLog(t *testing.T) {
 	}
 	if n := ts.counter(t, "opkit_altda_verify_failures_total", "store=primary:pebble"); n != 1 {
 		t.Fatalf("corrupt primary reads counted: %v, want 1", n)
+	}
+	if n := ts.counter(t, "opkit_altda_store_ops_total", "store=primary:pebble", "op=get", "result=corrupt"); n != 1 {
+		t.Fatalf("corrupt primary reads in store_ops_total: %v, want 1", n)
 	}
 }
 

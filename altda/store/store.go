@@ -36,6 +36,11 @@ type ReadChecker interface {
 	ChecksReads() bool
 }
 
+// Sizer is implemented by backends that know how many bytes they keep on disk.
+type Sizer interface {
+	SizeBytes() int64
+}
+
 // ChecksReads reports whether s detects corrupted reads itself.
 func ChecksReads(s Store) bool {
 	c, ok := s.(ReadChecker)

@@ -77,11 +77,16 @@ func runDAServer(c *cli.Context) error {
 		}
 	}
 	open := func(kind, role string) (store.Store, error) {
-		s, err := openDAStore(ctx, c, kind, filepath.Join(datadir, role+"-"+kind))
-		if err == nil {
-			opened = append(opened, s)
+		dir := filepath.Join(datadir, role+"-"+kind)
+		s, err := openDAStore(ctx, c, kind, dir)
+		if err != nil {
+			return nil, err
 		}
-		return s, err
+		opened = append(opened, s)
+		if p, ok := s.(*pebblestore.Store); ok && p.Recovered() > 0 {
+			log.Warn("the last shutdown was not clean: value log records indexed again", "store", role, "dir", dir, "records", p.Recovered())
+		}
+		return s, nil
 	}
 	primary, err := open(c.String("primary"), "primary")
 	if err != nil {

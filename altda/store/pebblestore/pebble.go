@@ -97,6 +97,24 @@ func openDB(dir string, opts *pebble.Options) (*pebble.DB, error) {
 
 func (s *Store) Name() string { return s.name }
 
+// SizeBytes is what the store takes on disk: the value log and the Pebble files.
+func (s *Store) SizeBytes() int64 {
+	n := int64(s.db.Metrics().DiskSpaceUsage())
+	if s.values != nil {
+		n += s.values.log.Size()
+	}
+	return n
+}
+
+// Recovered is how many value log records Open rescanned after the last checkpoint and
+// indexed again: after a clean shutdown, none.
+func (s *Store) Recovered() int {
+	if s.values == nil {
+		return 0
+	}
+	return s.values.recovered
+}
+
 // ChecksReads is true with a value log: every record carries a checksum over its key and
 // value, checked on each read. (Pebble's own block checksums do not cover a value put
 // under the wrong key, so inline values are not counted as checked.)

@@ -43,6 +43,9 @@ func TestSurvivesReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	if s.Recovered() != 0 {
+		t.Fatalf("after a clean shutdown Open indexed %d records again", s.Recovered())
+	}
 	got, err := s.Get(ctx, []byte("k"))
 	if err != nil || !bytes.Equal(got, []byte("value")) {
 		t.Fatalf("after reopen: %q, %v", got, err)
@@ -236,6 +239,9 @@ func TestIndexRebuiltFromValueLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	if s.Recovered() != n {
+		t.Fatalf("Open indexed %d records again, want %d", s.Recovered(), n)
+	}
 	for i := 0; i < n; i++ {
 		got, err := s.Get(ctx, []byte(fmt.Sprintf("key-%d", i)))
 		if err != nil || !bytes.Equal(got, bytes.Repeat([]byte{byte(i)}, 20000)) {

@@ -36,6 +36,8 @@ type values struct {
 	since    int64                 // bytes appended since the last checkpoint
 
 	checkpointMu sync.Mutex // one checkpoint at a time
+
+	recovered int // records whose locations were written again at open
 }
 
 // openValues opens the value log in dir and writes into db the location of every record
@@ -71,6 +73,7 @@ func (v *values) recover(db *pebble.DB) error {
 		if err := batch.Set(key, loc.Bytes(), nil); err != nil {
 			return err
 		}
+		v.recovered++
 		if batch.Len() < 4<<20 {
 			return nil
 		}

@@ -173,6 +173,17 @@ func syncDir(dir string) error {
 	return nil
 }
 
+// Size is the number of bytes in the log's segments.
+func (l *Log) Size() int64 {
+	l.filesMu.RLock()
+	defer l.filesMu.RUnlock()
+	var n int64
+	for _, seg := range l.segments {
+		n += seg.written.Load()
+	}
+	return n
+}
+
 // ErrClosed is returned by calls on a closed log.
 var ErrClosed = errors.New("value log is closed")
 
