@@ -644,7 +644,8 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 }
 
 // A Pebble primary checks its reads with the value log's checksums instead of hashing
-// them: bytes changed on disk are still never served, and the secondary's copy is.
+// them: bytes changed on disk are still never served, the secondary's copy is, and a
+// resend of the body repairs the primary.
 func TestReadPastCorruptValueLog(t *testing.T) {
 	dir := t.TempDir()
 	p, err := pebblestore.Open(dir)
@@ -690,6 +691,18 @@ func TestReadPastCorruptValueLog(t *testing.T) {
 	}
 	if n := ts.counter(t, "opkit_altda_store_ops_total", "store=primary:pebble", "op=get", "result=corrupt"); n != 1 {
 		t.Fatalf("corrupt primary reads in store_ops_total: %v, want 1", n)
+	}
+
+	// A resend of the body writes the primary's copy again: it serves alone afterwards.
+	if _, err := ts.client.Put(ctx, data); err != nil {
+		t.Fatalf("resend: %v", err)
+	}
+	ts.setFaults(t, `{"secondary":{"get":"error"}}`)
+	if got, err := ts.client.Get(ctx, comm); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read from the healed primary alone: %d bytes, %v", len(got), err)
+	}
+	if n := ts.counter(t, "opkit_altda_verify_failures_total", "store=primary:pebble"); n != 1 {
+		t.Fatalf("corrupt primary reads counted after the resend: %v, want still 1", n)
 	}
 }
 

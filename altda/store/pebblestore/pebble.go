@@ -155,19 +155,31 @@ func (s *Store) resolve(key, indexed []byte) ([]byte, error) {
 	return v, nil
 }
 
+// Has reports whether the store holds key. With a value log, a record that fails its
+// checksum is not held: the server then writes the value again when a client resends it,
+// which heals the damage.
 func (s *Store) Has(ctx context.Context, key []byte) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	_, closer, err := s.db.Get(key)
+	v, closer, err := s.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("pebble get: %w", err)
 	}
+	if s.values == nil {
+		_ = closer.Close()
+		return true, nil
+	}
+	indexed := bytes.Clone(v)
 	_ = closer.Close()
-	return true, nil
+	_, err = s.resolve(key, indexed)
+	if errors.Is(err, store.ErrCorrupt) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 func (s *Store) Put(ctx context.Context, key, value []byte) error {
