@@ -203,7 +203,7 @@ func dirSize(t *testing.T, dir string) int64 {
 	return total
 }
 
-// Index writes are not synced one by one: a machine crash can lose the newest of them.
+// Index writes are not synced one by one: a crash can lose the newest of them.
 // The value log still holds every acknowledged value, and a restart rescans it from the
 // last checkpoint. Here the index is put back to its state before any write, as a crash
 // that lost every unsynced index write would leave it, and every value is still there.

@@ -16,18 +16,19 @@ var checkpointKey = []byte("\xffvalue-log-checkpoint")
 
 func reserved(key []byte) bool { return len(key) > 0 && key[0] == 0xff }
 
-// checkpointEvery is how many value log bytes may be appended between checkpoints: what
-// a restart after a machine crash rescans at most, besides the active segment's tail.
+// checkpointEvery is how many value bytes may be appended between checkpoints, which is
+// about what a restart after a crash rescans.
 const checkpointEvery = 64 << 20
 
 // values is a store's value log plus what keeps its index recoverable.
 //
 // A Put syncs the value, then writes its location to the index without syncing Pebble's
 // WAL: one fsync per group of writers instead of two in a row, which is what lets the CPU
-// work while writes wait on the disk. A machine crash can lose those index writes; the
-// checkpoint bounds what a restart rescans from the log to write them again. A checkpoint
-// is a synced write, so it also makes every index write before it durable, and it never
-// passes a record still between its append and its index write.
+// work while writes wait on the disk. A crash can lose those index writes (Pebble may not
+// even have handed them to the kernel yet); the checkpoint bounds what a restart rescans
+// from the log to write them again. A checkpoint is a synced write, so it also makes every
+// index write before it durable, and it never passes a record still between its append
+// and its index write.
 type values struct {
 	log *vlog.Log
 
