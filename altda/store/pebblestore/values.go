@@ -32,9 +32,9 @@ const checkpointEvery = 64 << 20
 type values struct {
 	log *vlog.Log
 
-	mu       sync.Mutex            // held across Append so that End and inFlight agree
-	inFlight map[vlog.Position]int // appended, not yet indexed (count: a position may repeat after a cut)
-	since    int64                 // bytes appended since the last checkpoint
+	mu       sync.Mutex                 // held across Append so that End and inFlight agree
+	inFlight map[vlog.Position]struct{} // appended, not yet indexed
+	since    int64                      // bytes appended since the last checkpoint
 
 	checkpointMu sync.Mutex // one checkpoint at a time
 
@@ -48,7 +48,7 @@ func openValues(dir string, db *pebble.DB) (*values, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &values{log: log, inFlight: make(map[vlog.Position]int)}
+	v := &values{log: log, inFlight: make(map[vlog.Position]struct{})}
 	if err := v.recover(db); err != nil {
 		_ = log.Close()
 		return nil, err
@@ -102,26 +102,24 @@ func (v *values) recover(db *pebble.DB) error {
 func (v *values) put(db *pebble.DB, key, value []byte) error {
 	v.mu.Lock()
 	loc, err := v.log.Append(key, value)
-	if err == nil {
-		v.inFlight[loc.Start()]++
-		v.since += int64(len(value))
+	if err != nil {
+		v.mu.Unlock()
+		return err
 	}
+	v.inFlight[loc.Start()] = struct{}{}
+	v.since += int64(len(value))
 	due := v.since >= checkpointEvery
 	if due {
 		v.since = 0
 	}
 	v.mu.Unlock()
-	if err != nil {
-		return err
-	}
+
 	err = v.log.Sync(loc, len(key))
 	if err == nil {
 		err = db.Set(key, loc.Bytes(), pebble.NoSync)
 	}
 	v.mu.Lock()
-	if v.inFlight[loc.Start()]--; v.inFlight[loc.Start()] == 0 {
-		delete(v.inFlight, loc.Start())
-	}
+	delete(v.inFlight, loc.Start())
 	v.mu.Unlock()
 	if err != nil {
 		return err

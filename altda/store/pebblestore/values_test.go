@@ -44,7 +44,7 @@ func TestCheckpointStopsAtRecordsInFlight(t *testing.T) {
 
 	inFlight := vlog.Position{Segment: 1, Offset: 1010}
 	s.values.mu.Lock()
-	s.values.inFlight[inFlight]++
+	s.values.inFlight[inFlight] = struct{}{}
 	s.values.mu.Unlock()
 	if err := s.Put(ctx, []byte{0, 9}, make([]byte, 1000)); err != nil {
 		t.Fatal(err)

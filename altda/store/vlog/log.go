@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -484,8 +483,7 @@ func readRecord(f *os.File, off, size int64, buf []byte) (_ []byte, key []byte, 
 	if _, err := f.ReadAt(h[:], off); err != nil {
 		return buf, nil, 0, fmt.Errorf("value log: read header at %d: %w", off, err)
 	}
-	keyLen := int(binary.BigEndian.Uint16(h[4:6]))
-	valueLen = binary.BigEndian.Uint32(h[6:10])
+	keyLen, valueLen := lengths(h[:])
 	n := recordSize(keyLen, int(valueLen))
 	if valueLen > MaxValueSize || n > size-off {
 		return buf, nil, 0, fmt.Errorf("%w: record of %d bytes at %d runs past the end (%d)", ErrCorrupt, n, off, size)
@@ -497,10 +495,11 @@ func readRecord(f *os.File, off, size int64, buf []byte) (_ []byte, key []byte, 
 	if _, err := f.ReadAt(rec, off); err != nil {
 		return buf, nil, 0, fmt.Errorf("value log: read record at %d: %w", off, err)
 	}
-	if binary.BigEndian.Uint32(rec[0:4]) != crc32.Checksum(rec[4:], castagnoli) {
-		return buf, nil, 0, fmt.Errorf("%w: checksum mismatch at %d", ErrCorrupt, off)
+	key, _, err = parseRecord(rec)
+	if err != nil {
+		return buf, nil, 0, fmt.Errorf("at %d: %w", off, err)
 	}
-	return buf, bytes.Clone(rec[headerSize : headerSize+keyLen]), valueLen, nil
+	return buf, bytes.Clone(key), valueLen, nil
 }
 
 // cut truncates seg at off, durably.

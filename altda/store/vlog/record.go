@@ -49,24 +49,38 @@ func header(key, value []byte) [headerSize]byte {
 	return h
 }
 
+// lengths reads the key and value lengths from a record header.
+func lengths(h []byte) (keyLen int, valueLen uint32) {
+	return int(binary.BigEndian.Uint16(h[4:6])), binary.BigEndian.Uint32(h[6:10])
+}
+
+// parseRecord checks that rec is exactly one whole, intact record and returns its key and
+// value, sub-slices of rec.
+func parseRecord(rec []byte) (key, value []byte, err error) {
+	if len(rec) < headerSize {
+		return nil, nil, fmt.Errorf("%w: %d bytes is shorter than a header", ErrCorrupt, len(rec))
+	}
+	keyLen, valueLen := lengths(rec)
+	if want := recordSize(keyLen, int(valueLen)); want != int64(len(rec)) {
+		return nil, nil, fmt.Errorf("%w: header declares %d bytes, location %d", ErrCorrupt, want, len(rec))
+	}
+	if got, want := binary.BigEndian.Uint32(rec[0:4]), crc32.Checksum(rec[4:], castagnoli); got != want {
+		return nil, nil, fmt.Errorf("%w: checksum %08x, want %08x", ErrCorrupt, got, want)
+	}
+	return rec[headerSize : headerSize+keyLen], rec[headerSize+keyLen:], nil
+}
+
 // decodeRecord checks that rec is exactly one whole record holding key and returns its
 // value, a sub-slice of rec.
 func decodeRecord(rec, key []byte) ([]byte, error) {
-	if len(rec) < headerSize {
-		return nil, fmt.Errorf("%w: %d bytes is shorter than a header", ErrCorrupt, len(rec))
+	got, value, err := parseRecord(rec)
+	if err != nil {
+		return nil, err
 	}
-	keyLen := int(binary.BigEndian.Uint16(rec[4:6]))
-	valueLen := int64(binary.BigEndian.Uint32(rec[6:10]))
-	if want := int64(headerSize) + int64(keyLen) + valueLen; want != int64(len(rec)) {
-		return nil, fmt.Errorf("%w: header declares %d bytes, location %d", ErrCorrupt, want, len(rec))
+	if !bytes.Equal(got, key) {
+		return nil, fmt.Errorf("%w: the record holds key %x, not %x", ErrCorrupt, got, key)
 	}
-	if got, want := binary.BigEndian.Uint32(rec[0:4]), crc32.Checksum(rec[4:], castagnoli); got != want {
-		return nil, fmt.Errorf("%w: checksum %08x, want %08x", ErrCorrupt, got, want)
-	}
-	if !bytes.Equal(rec[headerSize:headerSize+keyLen], key) {
-		return nil, fmt.Errorf("%w: the record holds key %x, not %x", ErrCorrupt, rec[headerSize:headerSize+keyLen], key)
-	}
-	return rec[headerSize+keyLen:], nil
+	return value, nil
 }
 
 // Location is where a record lives: its segment, the offset of its first byte and the
