@@ -39,6 +39,9 @@ type blockEntry struct {
 	Logs []logEntry   `json:"logs,omitempty"`
 	// Source is the L1 block the block was derived from, once it is local-safe.
 	Source *eth.BlockRef `json:"source,omitempty"`
+	// CrossSource is the L1 block it is cross-safe from, once it is: its own source or a
+	// later one, when a message it executes was initiated in a block derived from later L1.
+	CrossSource *eth.BlockRef `json:"crossSource,omitempty"`
 }
 
 // Key layout: 's' ‖ chain → chainState; 'b' ‖ chain ‖ number → blockEntry; 'f' → the
