@@ -24,9 +24,9 @@ const (
 func opConfig() *oprollup.Config {
 	zero := uint64(0)
 	return &oprollup.Config{
-		Genesis:     oprollup.Genesis{L2Time: genesisTime},
-		BlockTime:   blockTime,
-		L2ChainID:   chainID,
+		Genesis:      oprollup.Genesis{L2Time: genesisTime},
+		BlockTime:    blockTime,
+		L2ChainID:    chainID,
 		RegolithTime: &zero, CanyonTime: &zero, DeltaTime: &zero, EcotoneTime: &zero, FjordTime: &zero,
 		GraniteTime: &zero, HoloceneTime: &zero, IsthmusTime: &zero,
 	}
