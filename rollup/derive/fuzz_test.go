@@ -172,4 +172,3 @@ func FuzzBatchStage(f *testing.F) {
 }
 
 var safeSys = testConfig().Genesis.SystemConfig
-
