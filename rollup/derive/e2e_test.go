@@ -45,7 +45,9 @@ func (l l1Client) ref(ctx context.Context, f func(context.Context) (*types.Heade
 }
 
 func (l l1Client) L1BlockRefByNumber(ctx context.Context, n uint64) (eth.L1BlockRef, error) {
-	return l.ref(ctx, func(ctx context.Context) (*types.Header, error) { return l.c.HeaderByNumber(ctx, new(big.Int).SetUint64(n)) })
+	return l.ref(ctx, func(ctx context.Context) (*types.Header, error) {
+		return l.c.HeaderByNumber(ctx, new(big.Int).SetUint64(n))
+	})
 }
 
 func (l l1Client) L1BlockRefByHash(ctx context.Context, h common.Hash) (eth.L1BlockRef, error) {
@@ -110,7 +112,9 @@ func (l l2Client) block(ctx context.Context, f func(context.Context) (*types.Blo
 }
 
 func (l l2Client) L2BlockRefByNumber(ctx context.Context, n uint64) (eth.L2BlockRef, error) {
-	return l.block(ctx, func(ctx context.Context) (*types.Block, error) { return l.c.BlockByNumber(ctx, new(big.Int).SetUint64(n)) })
+	return l.block(ctx, func(ctx context.Context) (*types.Block, error) {
+		return l.c.BlockByNumber(ctx, new(big.Int).SetUint64(n))
+	})
 }
 
 func (l l2Client) L2BlockRefByHash(ctx context.Context, h common.Hash) (eth.L2BlockRef, error) {
