@@ -116,12 +116,14 @@ func TestAttributesMatchBlockFields(t *testing.T) {
 		"prevRandao":    func(a *engine.PayloadAttributes) { a.Random[0] ^= 1 },
 		"fee recipient": func(a *engine.PayloadAttributes) { a.SuggestedFeeRecipient[0] ^= 1 },
 		"extra tx":      func(a *engine.PayloadAttributes) { a.Transactions = append(a.Transactions, a.Transactions[0]) },
-		"tx bytes":      func(a *engine.PayloadAttributes) { a.Transactions[0] = append([]byte{}, a.Transactions[0][:len(a.Transactions[0])-1]...) },
-		"gas limit":     func(a *engine.PayloadAttributes) { g := *a.GasLimit + 1; a.GasLimit = &g },
-		"withdrawals":   func(a *engine.PayloadAttributes) { a.Withdrawals = nil },
-		"beacon root":   func(a *engine.PayloadAttributes) { b := *a.BeaconRoot; b[0] ^= 1; a.BeaconRoot = &b },
-		"eip1559":       func(a *engine.PayloadAttributes) { a.EIP1559Params = []byte{0, 0, 0, 9, 0, 0, 0, 9} },
-		"min base fee":  func(a *engine.PayloadAttributes) { m := uint64(1); a.MinBaseFee = &m },
+		"tx bytes": func(a *engine.PayloadAttributes) {
+			a.Transactions[0] = append([]byte{}, a.Transactions[0][:len(a.Transactions[0])-1]...)
+		},
+		"gas limit":    func(a *engine.PayloadAttributes) { g := *a.GasLimit + 1; a.GasLimit = &g },
+		"withdrawals":  func(a *engine.PayloadAttributes) { a.Withdrawals = nil },
+		"beacon root":  func(a *engine.PayloadAttributes) { b := *a.BeaconRoot; b[0] ^= 1; a.BeaconRoot = &b },
+		"eip1559":      func(a *engine.PayloadAttributes) { a.EIP1559Params = []byte{0, 0, 0, 9, 0, 0, 0, 9} },
+		"min base fee": func(a *engine.PayloadAttributes) { m := uint64(1); a.MinBaseFee = &m },
 	} {
 		a := r.attrs(t, genesis, nil)
 		mutate(a)
