@@ -53,7 +53,7 @@ func (a *optimismAPI) SafeHeadAtL1Block(_ context.Context, number hexutil.Uint64
 	if a.n.derived == nil {
 		return nil, ErrNoSafeHeadRecord
 	}
-	l1, safe, err := a.n.derived.safeHeads.At(uint64(number))
+	l1, safe, err := a.n.derived.SafeHeadAt(uint64(number))
 	if err != nil {
 		return nil, fmt.Errorf("safe head at L1 block %d: %w", uint64(number), err)
 	}

@@ -18,6 +18,11 @@ type L1Headers interface {
 	HeaderByHash(ctx context.Context, h common.Hash) (*types.Header, error)
 }
 
+// NewL1Refs reads L1 block references from src with a deadline of timeout per call.
+func NewL1Refs(src L1Headers, timeout time.Duration) L1Refs {
+	return l1Refs{src: src, timeout: timeout}
+}
+
 // l1Refs reads L1 block references with a deadline on every call; a missing block
 // stays ethereum.NotFound.
 type l1Refs struct {

@@ -49,6 +49,13 @@ type Config struct {
 	L1PollInterval time.Duration
 	// StatusInterval is how often a status line is logged; default 10s.
 	StatusInterval time.Duration
+	// L1BeaconURL serves the blobs of blob batcher transactions; empty: blob
+	// transactions cannot be derived (derivation stops at the first with a clear error).
+	L1BeaconURL string
+	// AltDAEnabled reads batcher data through AltDA commitments from AltDAServer.
+	AltDAEnabled bool
+	AltDAServer  string
+
 	// L1CallTimeout bounds every L1 call the node makes; default 10s.
 	L1CallTimeout time.Duration
 	// EngineCallTimeout bounds every execution-client call; default 10s.
@@ -73,7 +80,7 @@ type Node struct {
 	engine  *engine.Engine
 	seq     *sequencer.Sequencer
 	idle    *derive.Idle
-	derived *pipeline
+	derived *Pipeline
 	driver  *driver.Driver
 	metrics *Metrics
 	watcher *l1Watcher
@@ -157,7 +164,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	switch {
 	case pipeline != nil:
 	case cfg.Deriver != nil:
-		n.derived = newPipeline(cfg.Rollup, cfg.Deriver, n.engine, l1Refs{src: n.l1, timeout: cfg.L1CallTimeout}, n.metrics, cfg.Log.With("part", "derivation"))
+		n.derived = NewPipeline(cfg.Rollup, cfg.Deriver, n.engine, l1Refs{src: n.l1, timeout: cfg.L1CallTimeout}, n.metrics, cfg.Log.With("part", "derivation"))
 		pipeline = n.derived
 	default:
 		n.idle = &derive.Idle{}

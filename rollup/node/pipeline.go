@@ -41,9 +41,9 @@ type PipelineMetrics interface {
 	RecordInvalidPayload()
 }
 
-// pipeline implements derive.Pipeline by feeding the Deriver's attributes to the engine:
+// Pipeline implements derive.Pipeline by feeding the Deriver's attributes to the engine:
 // it is the only place derived blocks enter the chain, and it runs on the driver's loop.
-type pipeline struct {
+type Pipeline struct {
 	cfg       *rollup.Config
 	d         Deriver
 	eng       *engine.Engine
@@ -59,8 +59,10 @@ type pipeline struct {
 	pending *engine.Derived
 }
 
-func newPipeline(cfg *rollup.Config, d Deriver, eng *engine.Engine, l1 L1Refs, m PipelineMetrics, log *slog.Logger) *pipeline {
-	return &pipeline{
+// NewPipeline returns the derivation side of a node: d's attributes go to eng, resets
+// and finality read l1.
+func NewPipeline(cfg *rollup.Config, d Deriver, eng *engine.Engine, l1 L1Refs, m PipelineMetrics, log *slog.Logger) *Pipeline {
+	return &Pipeline{
 		cfg: cfg, d: d, eng: eng, l1: l1, metrics: m, log: log,
 		fin: finality.New(0), safeHeads: finality.NewSafeHeads(0),
 		needReset: true,
@@ -69,30 +71,35 @@ func newPipeline(cfg *rollup.Config, d Deriver, eng *engine.Engine, l1 L1Refs, m
 
 // Reset asks for a reset; the next Step performs it, so that a failing L1 or engine
 // during the reset is retried with the driver's backoff rather than failing the caller.
-func (p *pipeline) Reset(context.Context) error {
+func (p *Pipeline) Reset(context.Context) error {
 	p.needReset = true
 	p.pending = nil
 	return nil
 }
 
-func (p *pipeline) Origin() eth.L1BlockRef {
+func (p *Pipeline) Origin() eth.L1BlockRef {
 	if p.needReset {
 		return eth.L1BlockRef{} // nothing derived since the reset began
 	}
 	return p.d.Origin()
 }
 
-func (p *pipeline) OnL1Finalized(ctx context.Context, l1 eth.L1BlockRef) {
+func (p *Pipeline) OnL1Finalized(ctx context.Context, l1 eth.L1BlockRef) {
 	p.fin.OnL1Finalized(l1)
 	if err := p.tryFinalize(ctx); err != nil {
 		p.log.Warn("failed to finalize L2 blocks", "l1_finalized", l1.ID(), "err", err)
 	}
 }
 
-// FinalizedL1 is the newest finalized L1 block the pipeline was told of.
-func (p *pipeline) FinalizedL1() eth.L1BlockRef { return p.fin.FinalizedL1() }
+// SafeHeadAt is the safe-head record at L1 block n (optimism_safeHeadAtL1Block).
+func (p *Pipeline) SafeHeadAt(n uint64) (l1 eth.BlockID, safe eth.BlockID, err error) {
+	return p.safeHeads.At(n)
+}
 
-func (p *pipeline) Step(ctx context.Context) error {
+// FinalizedL1 is the newest finalized L1 block the pipeline was told of.
+func (p *Pipeline) FinalizedL1() eth.L1BlockRef { return p.fin.FinalizedL1() }
+
+func (p *Pipeline) Step(ctx context.Context) error {
 	if p.needReset {
 		if err := p.reset(ctx); err != nil {
 			return err
@@ -126,7 +133,7 @@ func (p *pipeline) Step(ctx context.Context) error {
 }
 
 // onEngineError maps an engine failure on derived attributes to a pipeline outcome.
-func (p *pipeline) onEngineError(a *engine.Derived, err error) error {
+func (p *Pipeline) onEngineError(a *engine.Derived, err error) error {
 	switch {
 	case errors.Is(err, engine.ErrInvalid) && a.DepositsOnly:
 		return derive.NewCriticalError(fmt.Errorf("deposits-only block on %s was invalid: %w", a.Parent.ID(), err))
@@ -160,7 +167,7 @@ func (p *pipeline) onEngineError(a *engine.Derived, err error) error {
 
 // reset finds the heads to restart from, installs them in the engine and restarts
 // derivation at the safe head.
-func (p *pipeline) reset(ctx context.Context) error {
+func (p *Pipeline) reset(ctx context.Context) error {
 	h := p.eng.State()
 	heads, err := reset.FindL2Heads(ctx, p.cfg, p.l1, p.eng, reset.Heads{Unsafe: h.Unsafe, Safe: h.Safe, Finalized: h.Finalized}, p.log)
 	if err != nil {
@@ -184,7 +191,7 @@ func (p *pipeline) reset(ctx context.Context) error {
 	return nil
 }
 
-func (p *pipeline) tryFinalize(ctx context.Context) error {
+func (p *Pipeline) tryFinalize(ctx context.Context) error {
 	_, _, finalized := p.eng.Heads()
 	ref, ok, err := p.fin.Next(ctx, p.l1, finalized)
 	if errors.Is(err, finality.ErrReorg) {
