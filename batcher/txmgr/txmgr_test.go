@@ -238,7 +238,9 @@ func TestLostTransactionIsResubmittedWithBumpedFees(t *testing.T) {
 	if last.Nonce() != first.Nonce() {
 		t.Fatal("resubmission changed the nonce")
 	}
-	min := func(x *big.Int) *big.Int { return new(big.Int).Div(new(big.Int).Mul(x, big.NewInt(110)), big.NewInt(100)) }
+	min := func(x *big.Int) *big.Int {
+		return new(big.Int).Div(new(big.Int).Mul(x, big.NewInt(110)), big.NewInt(100))
+	}
 	if last.GasTipCap().Cmp(min(first.GasTipCap())) < 0 || last.GasFeeCap().Cmp(min(first.GasFeeCap())) < 0 {
 		t.Fatalf("fees went from %v/%v to %v/%v", first.GasTipCap(), first.GasFeeCap(), last.GasTipCap(), last.GasFeeCap())
 	}
