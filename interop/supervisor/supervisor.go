@@ -13,8 +13,8 @@ import (
 	"github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/opkit/opkit/eth"
+	"github.com/opkit/opkit/internal/rpcserve"
 	"github.com/opkit/opkit/interop"
-	"github.com/opkit/opkit/interop/internal/rpcserve"
 )
 
 // NodeConfig names one managed node.
