@@ -155,7 +155,6 @@ type channel struct {
 	maxIncl  uint64
 	input    int
 	output   int
-	readyErr error
 }
 
 func (c *channel) setTimeout(block uint64, reason string) {

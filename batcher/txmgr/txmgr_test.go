@@ -25,7 +25,6 @@ var inbox = common.HexToAddress("0xff00000000000000000000000000000000000901")
 type testL1 struct {
 	*devnet.L1
 	client *ethclient.Client
-	stop   func()
 }
 
 // startL1 starts the dev L1 and seals a block every interval (0: none; tests mine).
