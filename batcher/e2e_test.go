@@ -262,3 +262,36 @@ func TestAdminRPC(t *testing.T) {
 		t.Fatal("still running after admin_stopBatcher")
 	}
 }
+
+// A batcher stopped mid-run (its sends cancelled, a transaction possibly left in the
+// pool) and a new one started on the same account: the new one takes the nonces over and
+// every block reaches L1.
+func TestRestartResumes(t *testing.T) {
+	e := startEnv(t)
+	ctx := testCtx(t, 90*time.Second)
+	e.waitL2(ctx, 2)
+	cfg := e.config(batcher.DACalldata)
+	first := e.startBatcher(cfg)
+	for {
+		posted, err := e.scanL1(ctx)
+		if err == nil && len(posted) > 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("first batcher posted nothing")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	head, err := e.l2.BlockNumber(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitL2(ctx, head+3)
+	cfg.WaitNodeSync = true
+	e.startBatcher(cfg)
+	e.waitPosted(ctx, head+3)
+}
