@@ -27,6 +27,10 @@ type FS struct {
 	now    func() time.Time
 	budget int64 // bytes writes may still store; negative: unlimited
 	syncs  int
+	// countdown crashes the machine at the countdown-th mutating operation from when it
+	// was set; 0: off.
+	countdown int
+	onCrash   func()
 }
 
 type dir struct {
@@ -55,7 +59,51 @@ func New(now func() time.Time) *FS {
 func (fs *FS) Crash() {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
+	fs.crash()
+}
+
+func (fs *FS) crash() {
+	if fs.crashed {
+		return
+	}
 	fs.crashed = true
+	fs.countdown = 0
+	if fs.onCrash != nil {
+		fs.onCrash()
+	}
+}
+
+// CrashAfter crashes the machine in place of the n-th operation from now that would
+// change a file or directory (a write, truncate, fsync, create, remove or directory
+// sync): a power cut at an arbitrary point, also between a write and its fsync.
+func (fs *FS) CrashAfter(n int) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fs.countdown = n
+}
+
+// OnCrash sets a function called at the moment of the crash, with the file system
+// locked: it must not call back into it. It lets a test cut the power to another file
+// system at the same instant.
+func (fs *FS) OnCrash(fn func()) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fs.onCrash = fn
+}
+
+// mutate is called with fs.mu held before an operation that changes state: it reports
+// ErrCrashed when the machine is off or the countdown has run out.
+func (fs *FS) mutate() error {
+	if !fs.crashed && fs.countdown > 0 {
+		fs.countdown--
+		if fs.countdown == 0 {
+			fs.crash()
+		}
+	}
+	if fs.crashed {
+		return ErrCrashed
+	}
+	return nil
 }
 
 // Restart boots the machine again: each directory lists what it listed at its last
@@ -154,6 +202,11 @@ func (fs *FS) OpenFile(name string, create bool) (vlog.File, error) {
 	if err != nil {
 		return nil, err
 	}
+	if create {
+		if err := fs.mutate(); err != nil {
+			return nil, err
+		}
+	}
 	ino := d.names[base]
 	switch {
 	case create && ino != nil:
@@ -177,6 +230,9 @@ func (fs *FS) Remove(name string) error {
 	if err != nil {
 		return err
 	}
+	if err := fs.mutate(); err != nil {
+		return err
+	}
 	if d.names[base] == nil {
 		return fmt.Errorf("crashfs: remove %s: %w", name, syscall.ENOENT)
 	}
@@ -194,6 +250,9 @@ func (fs *FS) SyncDir(dirName string) error {
 	if d == nil {
 		return fmt.Errorf("crashfs: sync %s: %w", dirName, syscall.ENOENT)
 	}
+	if err := fs.mutate(); err != nil {
+		return err
+	}
 	d.durable = make(map[string]*inode, len(d.names))
 	for name, ino := range d.names {
 		d.durable[name] = ino
@@ -208,7 +267,14 @@ type file struct {
 	closed bool
 }
 
-// check is called with fs.mu held.
+// check is called with fs.mu held; mutating ones go through change.
+func (f *file) change() error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	return f.fs.mutate()
+}
+
 func (f *file) check() error {
 	switch {
 	case f.fs.crashed || f.boot != f.fs.boot:
@@ -222,7 +288,7 @@ func (f *file) check() error {
 func (f *file) Pwritev(bufs [][]byte, off int64) (int, error) {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
-	if err := f.check(); err != nil {
+	if err := f.change(); err != nil {
 		return 0, err
 	}
 	var total int64
@@ -271,7 +337,7 @@ func (f *file) ReadAt(p []byte, off int64) (int, error) {
 func (f *file) Truncate(size int64) error {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
-	if err := f.check(); err != nil {
+	if err := f.change(); err != nil {
 		return err
 	}
 	if size < int64(len(f.ino.data)) {
@@ -286,7 +352,7 @@ func (f *file) Truncate(size int64) error {
 func (f *file) Datasync() error {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
-	if err := f.check(); err != nil {
+	if err := f.change(); err != nil {
 		return err
 	}
 	f.ino.durable = slices.Clone(f.ino.data)
