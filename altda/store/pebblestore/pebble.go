@@ -28,6 +28,7 @@ type Store struct {
 
 	retention time.Duration
 	now       func() time.Time
+	log       *slog.Logger
 	stop      chan struct{} // closed by Close: ends the retention loop
 	loop      sync.WaitGroup
 	closeOnce sync.Once
@@ -49,6 +50,8 @@ type Options struct {
 	CheckpointBytes int64
 	// Now is the clock retention measures age by (default time.Now).
 	Now func() time.Time
+	// Logger reports retention passes (default slog.Default()).
+	Logger *slog.Logger
 	// IndexFS and ValueFS are the file systems of the index and the value log (default:
 	// the operating system's). Tests use them to model what a crash keeps.
 	IndexFS vfs.FS
@@ -64,6 +67,9 @@ func Open(dir string) (*Store, error) { return OpenWith(dir, Options{}) }
 func OpenWith(dir string, o Options) (*Store, error) {
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
 	if o.CheckpointBytes <= 0 {
 		o.CheckpointBytes = defaultCheckpointBytes
@@ -88,7 +94,7 @@ func OpenWith(dir string, o Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("open value log in %s: %w", dir, err)
 	}
-	s := &Store{db: db, values: values, name: "pebble", retention: o.Retention, now: o.Now, stop: make(chan struct{})}
+	s := &Store{db: db, values: values, name: "pebble", retention: o.Retention, now: o.Now, log: o.Logger, stop: make(chan struct{})}
 	if s.retention > 0 {
 		s.loop.Add(1)
 		go s.retentionLoop()
@@ -372,9 +378,9 @@ func (s *Store) retentionLoop() {
 			return
 		case <-t.C:
 			if n, err := s.DropExpired(); err != nil {
-				slog.Error("pebble store: retention pass failed", "err", err)
+				s.log.Error("pebble store: retention pass failed", "err", err)
 			} else if n > 0 {
-				slog.Info("pebble store: retention dropped preimages", "count", n, "retention", s.retention)
+				s.log.Info("retention dropped preimages older than the window", "count", n, "retention", s.retention)
 			}
 		}
 	}
