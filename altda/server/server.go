@@ -46,7 +46,7 @@ type Config struct {
 	SecondaryTimeout time.Duration
 	// CacheTTL, when positive, is how long a cached preimage may be served: set it to
 	// the stores' retention window so that the cache does not serve what they dropped.
-	CacheTTL time.Duration
+	CacheTTL      time.Duration
 	ReadTimeout   time.Duration // bound on one read from the stores (default 30s)
 	RepairBackoff time.Duration // first repair retry delay (default 500ms)
 
