@@ -254,7 +254,7 @@ func (l *Log) Append(key, value []byte) (Location, error) {
 // Recover rightly refuses in a sealed segment.
 func (l *Log) roll() error {
 	old := l.active
-	if err := old.f.Truncate(old.size); err != nil {
+	if err := cutToEnd(old); err != nil {
 		return fmt.Errorf("value log: cut segment %d to %d bytes before sealing it: %w", old.id, old.size, err)
 	}
 	l.syncMu.Lock()
@@ -267,6 +267,20 @@ func (l *Log) roll() error {
 		return l.fail(fmt.Errorf("value log: sync segment %d: %w", old.id, err))
 	}
 	return l.startSegment(old.id + 1)
+}
+
+// cutToEnd truncates seg's file to the appended records when a failed append left bytes
+// past them. It leaves a clean file alone, so that its modification time still dates its
+// newest record (Open takes it for that).
+func cutToEnd(seg *segment) error {
+	size, _, err := seg.f.Stat()
+	if err != nil {
+		return err
+	}
+	if size == seg.size {
+		return nil
+	}
+	return seg.f.Truncate(seg.size)
 }
 
 // pwriteAll writes bufs back to back at off with as few system calls as the kernel allows.
@@ -367,7 +381,7 @@ func (l *Log) Close() error {
 	if l.Err() == nil {
 		// Cut what a failed append left past the end, as roll does: a later Open would
 		// otherwise take those bytes for a record torn by a crash.
-		if terr := l.active.f.Truncate(l.active.size); terr != nil {
+		if terr := cutToEnd(l.active); terr != nil {
 			err = fmt.Errorf("value log: cut segment %d: %w", l.active.id, terr)
 		} else if serr := l.active.f.Datasync(); serr != nil {
 			err = fmt.Errorf("value log: sync segment %d: %w", l.active.id, serr)
