@@ -232,7 +232,14 @@ func (s *Server) writeSecondary(ctx context.Context, sec role, key, body []byte,
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.SecondaryTimeout)
 	defer cancel()
 	done := make(chan secondaryOutcome, 1)
+	s.callsMu.Lock()
+	if s.closing {
+		// Only after a shutdown timed out with this request still running.
+		s.callsMu.Unlock()
+		return secondaryOutcome{internal: errors.New("the server is shutting down")}
+	}
 	s.storeCalls.Add(1)
+	s.callsMu.Unlock()
 	go func() {
 		defer s.storeCalls.Done()
 		ok, err := s.secondaryDurable(sctx, sec, key, primaryHad)

@@ -91,8 +91,11 @@ type Server struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	// storeCalls tracks store calls a request stopped waiting for (a secondary past its
-	// deadline), so that Close does not close a store under them.
+	// deadline), so that Close does not close a store under them. callsMu and closing
+	// keep new calls from starting once Close waits for them.
 	storeCalls sync.WaitGroup
+	callsMu    sync.Mutex
+	closing    bool
 
 	putCount, getCount atomic.Uint64
 
@@ -273,6 +276,9 @@ func (s *Server) close(ctx context.Context) error {
 		s.cancel()
 	}
 	s.wg.Wait()
+	s.callsMu.Lock()
+	s.closing = true
+	s.callsMu.Unlock()
 	calls := make(chan struct{})
 	go func() {
 		s.storeCalls.Wait()
