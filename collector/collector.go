@@ -45,6 +45,9 @@ type Config struct {
 	// Accounts are kept provable at every block, touched or not; default the
 	// L2ToL1MessagePasser, whose storage root goes into every output root.
 	Accounts []common.Address
+	// CallTimeout bounds every call to the execution client; default 30s (a witness or
+	// trace of a full block takes the client a few seconds).
+	CallTimeout time.Duration
 }
 
 // MessagePasser is the L2ToL1MessagePasser predeploy.
@@ -84,6 +87,9 @@ func New(ctx context.Context, cfg Config) (*Collector, error) {
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 30 * time.Second
+	}
 	if cfg.Accounts == nil {
 		cfg.Accounts = []common.Address{MessagePasser}
 	}
@@ -92,7 +98,9 @@ func New(ctx context.Context, cfg Config) (*Collector, error) {
 		return nil, fmt.Errorf("dial execution client %s: %w", cfg.L2, err)
 	}
 	var chain params.ChainConfig
-	if err := client.CallContext(ctx, &chain, "debug_chainConfig"); err != nil {
+	cctx, cancel := context.WithTimeout(ctx, cfg.CallTimeout)
+	defer cancel()
+	if err := client.CallContext(cctx, &chain, "debug_chainConfig"); err != nil {
 		client.Close()
 		return nil, fmt.Errorf("read chain config from %s (debug_chainConfig): %w", cfg.L2, err)
 	}
@@ -143,6 +151,20 @@ func (c *Collector) Run(ctx context.Context) error {
 		case <-ticker.C:
 		}
 	}
+}
+
+// call is one call to the execution client, within the call deadline.
+func (c *Collector) call(ctx context.Context, result any, method string, args ...any) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+	defer cancel()
+	return c.client.CallContext(ctx, result, method, args...)
+}
+
+// batchCall is one batch of calls to the execution client, within the call deadline.
+func (c *Collector) batchCall(ctx context.Context, batch []rpc.BatchElem) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+	defer cancel()
+	return c.client.BatchCallContext(ctx, batch)
 }
 
 // errReorg means the chain changed under a collection pass; the pass starts over.
@@ -271,6 +293,7 @@ type fetched struct {
 	block  *types.Block
 	w      *stateless.ExtWitness
 	proofs [][][]byte // post-state account proofs of Config.Accounts
+	extra  [][]byte   // pre-state nodes the witness lacks (see prestate.go)
 	err    error
 }
 
@@ -281,6 +304,9 @@ func (c *Collector) fetchAhead(ctx context.Context, from, to uint64, out chan<- 
 	for n := from; n <= to; n++ {
 		f := fetched{n: n}
 		f.block, f.w, f.err = c.fetch(ctx, n)
+		if f.err == nil {
+			f.extra, f.err = c.preState(ctx, f.block, f.w)
+		}
 		if f.err == nil {
 			f.proofs, f.err = c.accountProofs(ctx, f.block)
 		}
@@ -297,7 +323,7 @@ func (c *Collector) fetchAhead(ctx context.Context, from, to uint64, out chan<- 
 
 func (c *Collector) fetch(ctx context.Context, n uint64) (*types.Block, *stateless.ExtWitness, error) {
 	var raw hexutil.Bytes
-	if err := c.client.CallContext(ctx, &raw, "debug_getRawBlock", hexutil.EncodeUint64(n)); err != nil {
+	if err := c.call(ctx, &raw, "debug_getRawBlock", hexutil.EncodeUint64(n)); err != nil {
 		return nil, nil, fmt.Errorf("read block %d: %w", n, err)
 	}
 	var block types.Block
@@ -310,6 +336,18 @@ func (c *Collector) fetch(ctx context.Context, n uint64) (*types.Block, *statele
 		return nil, nil, err
 	}
 	return &block, w, nil
+}
+
+// preState fetches, at block's parent, the pre-state nodes its witness leaves out.
+func (c *Collector) preState(ctx context.Context, block *types.Block, w *stateless.ExtWitness) ([][]byte, error) {
+	if len(w.Headers) == 0 || w.Headers[0].Hash() != block.ParentHash() {
+		return nil, fmt.Errorf("witness of block %d does not start at its parent", block.NumberU64())
+	}
+	queries, err := c.preStateQueries(ctx, block)
+	if err != nil {
+		return nil, err
+	}
+	return c.proveAt(ctx, block.ParentHash(), w.Headers[0].Root, queries)
 }
 
 // dropOrphans drops retained blocks that are no longer on the canonical chain.
@@ -379,7 +417,7 @@ func (c *Collector) parentStateLive(ctx context.Context, n uint64) (bool, error)
 		return false, nil
 	}
 	var bal hexutil.Big
-	err := c.client.CallContext(ctx, &bal, "eth_getBalance", common.Address{}, hexutil.EncodeUint64(n-1))
+	err := c.call(ctx, &bal, "eth_getBalance", common.Address{}, hexutil.EncodeUint64(n-1))
 	var rpcErr rpc.Error
 	switch {
 	case err == nil:
@@ -407,7 +445,7 @@ func (c *Collector) header(ctx context.Context, n *big.Int) (*types.Header, erro
 		arg = hexutil.EncodeBig(n)
 	}
 	var h *types.Header
-	if err := c.client.CallContext(ctx, &h, "eth_getBlockByNumber", arg, false); err != nil {
+	if err := c.call(ctx, &h, "eth_getBlockByNumber", arg, false); err != nil {
 		return nil, fmt.Errorf("read header %s: %w", arg, err)
 	}
 	if h == nil {
@@ -422,7 +460,7 @@ func (c *Collector) witness(ctx context.Context, at any) (*stateless.ExtWitness,
 	if n, ok := at.(uint64); ok {
 		arg = hexutil.EncodeUint64(n)
 	}
-	if err := c.client.CallContext(ctx, &w, "debug_executionWitness", arg); err != nil {
+	if err := c.call(ctx, &w, "debug_executionWitness", arg); err != nil {
 		return nil, fmt.Errorf("execution witness of block %v: %w", at, err)
 	}
 	return &w, nil
@@ -436,7 +474,7 @@ func (c *Collector) accountProofs(ctx context.Context, block *types.Block) ([][]
 		var res struct {
 			AccountProof []hexutil.Bytes `json:"accountProof"`
 		}
-		if err := c.client.CallContext(ctx, &res, "eth_getProof", addr, []string{}, block.Hash().Hex()); err != nil {
+		if err := c.call(ctx, &res, "eth_getProof", addr, []string{}, block.Hash().Hex()); err != nil {
 			return nil, fmt.Errorf("proof of %s at block %d: %w", addr, block.NumberU64(), err)
 		}
 		proof := make([][]byte, len(res.AccountProof))
@@ -473,6 +511,8 @@ func (c *Collector) collect(ctx context.Context, f fetched, parent common.Hash) 
 	if parent != (common.Hash{}) && block.ParentHash() != parent {
 		return common.Hash{}, errReorg
 	}
+	// The pre-state nodes the witness lacks join it: replay and store treat them alike.
+	w.State = append(w.State, toBytes(f.extra)...)
 	col, err := replay.Collect(ctx, c.chain, block, w)
 	if err != nil {
 		// A replay that fails is never transient: the block, its witness or this
@@ -502,6 +542,14 @@ func (c *Collector) collect(ctx context.Context, f fetched, parent common.Hash) 
 		return common.Hash{}, err
 	}
 	return block.Hash(), c.refreshGauges()
+}
+
+func toBytes(nodes [][]byte) []hexutil.Bytes {
+	out := make([]hexutil.Bytes, len(nodes))
+	for i, n := range nodes {
+		out[i] = n
+	}
+	return out
 }
 
 // release drops the blocks that left the window ending at last.
