@@ -5,10 +5,12 @@ go 1.26.0
 replace github.com/ethereum/go-ethereum => github.com/ethereum-optimism/op-geth v1.101702.3
 
 require (
+	github.com/andybalholm/brotli v1.1.0
 	github.com/cockroachdb/pebble v1.1.5
 	github.com/ethereum/go-ethereum v0.0.0-00010101000000-000000000000
 	github.com/golang-jwt/jwt/v4 v4.5.2
 	github.com/gorilla/websocket v1.4.2
+	github.com/holiman/uint256 v1.3.2
 	github.com/minio/minio-go/v7 v7.0.91
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3
@@ -64,7 +66,6 @@ require (
 	github.com/hashicorp/go-bexpr v0.1.10 // indirect
 	github.com/holiman/billy v0.0.0-20250707135307-f2f9b9aae7db // indirect
 	github.com/holiman/bloomfilter/v2 v2.0.3 // indirect
-	github.com/holiman/uint256 v1.3.2 // indirect
 	github.com/huin/goupnp v1.3.0 // indirect
 	github.com/jackpal/go-nat-pmp v1.0.2 // indirect
 	github.com/klauspost/compress v1.20.1 // indirect

@@ -15,7 +15,7 @@ import (
 	"github.com/ethereum/go-ethereum/rpc"
 	"github.com/golang-jwt/jwt/v4"
 
-	"github.com/opkit/opkit/interop/internal/rpcserve"
+	"github.com/opkit/opkit/internal/rpcserve"
 )
 
 // SecretLength is the size of a JWT secret in bytes.
@@ -158,11 +158,11 @@ func AuthHandler(s Secret, next http.Handler) http.Handler {
 		auth := r.Header.Get("Authorization")
 		token, ok := strings.CutPrefix(auth, "Bearer ")
 		if !ok {
-			rpcserve.WriteJSONError(w, http.StatusUnauthorized, "missing bearer token")
+			rpcserve.Refuse(w, http.StatusUnauthorized, "missing bearer token")
 			return
 		}
 		if err := s.VerifyToken(strings.TrimSpace(token), time.Now()); err != nil {
-			rpcserve.WriteJSONError(w, http.StatusUnauthorized, err.Error())
+			rpcserve.Refuse(w, http.StatusUnauthorized, err.Error())
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -9,8 +9,8 @@ import (
 	"github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/opkit/opkit/eth"
+	"github.com/opkit/opkit/internal/rpcserve"
 	"github.com/opkit/opkit/interop"
-	"github.com/opkit/opkit/interop/internal/rpcserve"
 )
 
 // DefaultQueueSize is how many events the pull queue keeps, as the OP Stack's node does.

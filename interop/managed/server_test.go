@@ -1,13 +1,16 @@
 package managed_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +18,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/rpc"
+	"github.com/gorilla/websocket"
 
 	"github.com/opkit/opkit/eth"
 	"github.com/opkit/opkit/interop"
@@ -85,6 +89,9 @@ func TestAuthRefusesWrongSecretAndStaleToken(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode == http.StatusUnauthorized && !resp.Close {
+			t.Errorf("a 401 keeps the connection open for the refused client")
+		}
 		return resp.StatusCode, string(body)
 	}
 	tok := func(s interop.Secret, at time.Time) string {
@@ -405,5 +412,145 @@ func TestResetEventClearsDeduplication(t *testing.T) {
 	}
 	if strings.Join(kinds, ",") != "unsafe:1,reset:engine reset,unsafe:1" {
 		t.Fatalf("events %v", kinds)
+	}
+}
+
+// An unauthenticated client trickling a body gets its 401 at once and loses the
+// connection, so refused clients cannot pin the node's connections.
+func TestUnauthenticatedSlowBodiesAreRefusedAtOnce(t *testing.T) {
+	_, srv := startNode(t)
+	const clients = 50
+	errs := make(chan error, clients)
+	for i := 0; i < clients; i++ {
+		go func() {
+			conn, err := net.Dial("tcp", srv.Addr())
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.WriteString(conn, "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200000\r\n\r\n{"); err != nil {
+				errs <- err
+				return
+			}
+			r := bufio.NewReader(conn)
+			resp, err := http.ReadResponse(r, nil)
+			if err != nil {
+				errs <- fmt.Errorf("no answer: %w", err)
+				return
+			}
+			_, _ = io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusUnauthorized {
+				errs <- fmt.Errorf("status %d", resp.StatusCode)
+				return
+			}
+			if _, err := r.ReadByte(); !errors.Is(err, io.EOF) {
+				errs <- fmt.Errorf("connection left open after the 401: %v", err)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	for i := 0; i < clients; i++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+	}
+}
+
+// Re-subscribing on one connection leaves one live subscription and no goroutine per
+// earlier subscription.
+func TestResubscribingDoesNotLeak(t *testing.T) {
+	_, srv := startNode(t)
+	conn := dialRaw(t, srv)
+	// Read and discard everything the server writes, counting subscription answers.
+	answers := make(chan struct{}, 2048)
+	go func() {
+		for {
+			_, msg, err := conn.ReadMessage()
+			if err != nil {
+				return
+			}
+			if bytes.Contains(msg, []byte(`"id":`)) {
+				answers <- struct{}{}
+			}
+		}
+	}()
+	subscribe := func(id int) {
+		req := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"interop_subscribe","params":["events"]}`, id)
+		if err := conn.WriteMessage(websocket.TextMessage, []byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-answers:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no answer to subscription %d", id)
+		}
+	}
+	subscribe(0)
+	waitFor(t, 5*time.Second, srv.Subscribed)
+	base := runtime.NumGoroutine()
+	const n = 1000
+	for i := 1; i <= n; i++ {
+		subscribe(i)
+	}
+	// Replaced senders exit after writing their close signal; wait for them to.
+	deadline := time.Now().Add(20 * time.Second)
+	for runtime.NumGoroutine() > base+20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after %d re-subscriptions, %d before", runtime.NumGoroutine(), n, base)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !srv.Subscribed() {
+		t.Fatal("the newest subscription is not live")
+	}
+}
+
+func dialRaw(t *testing.T, srv *managed.Server) *websocket.Conn {
+	t.Helper()
+	tok, err := testSecret.NewToken(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := http.Header{}
+	hdr.Set("Authorization", "Bearer "+tok)
+	conn, _, err := websocket.DefaultDialer.Dial(srv.WSEndpoint(), hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+// A subscriber that stops reading never holds up the node's event producers.
+func TestStalledSubscriberDoesNotBlockProducers(t *testing.T) {
+	chain, srv := startNode(t)
+	conn := dialRaw(t, srv)
+	if err := conn.WriteMessage(websocket.TextMessage, []byte(`{"jsonrpc":"2.0","id":1,"method":"interop_subscribe","params":["events"]}`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, srv.Subscribed)
+	// From here on the client reads nothing. Enough events to fill every socket buffer
+	// between the two ends many times over must still be accepted without waiting.
+	start := time.Now()
+	for i := 0; i < 20000; i++ {
+		ref := chain.AddBlock(anchorL1.ID())
+		srv.UnsafeBlock(ref.BlockRef())
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("20000 events took %s with a stalled subscriber", took)
+	}
+}
+
+func waitFor(t *testing.T, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", within)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

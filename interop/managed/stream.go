@@ -12,45 +12,73 @@ import (
 // stream delivers events either to the one active subscription or, without one, to a
 // bounded queue that interop_pullEvent drains. The two modes exclude each other, as the OP
 // Stack's node does it: pulling ends an active subscription, and subscribing drops the queue.
+//
+// Producers never wait on the network: send only appends under the lock, and each
+// subscription has one sender goroutine that writes its events in order outside the lock.
+// A subscriber that stops reading therefore costs the node nothing but a bounded backlog.
 type stream struct {
 	log     *slog.Logger
 	maxSize int
 
-	mu       sync.Mutex
-	queue    []*interop.ManagedEvent
-	sub      *rpc.Subscription
-	notifier *rpc.Notifier
-	dropped  uint64
+	mu      sync.Mutex
+	queue   []*interop.ManagedEvent
+	sub     *subscriber
+	dropped uint64
 }
+
+// subscriber is one live subscription and the events not yet written to it.
+type subscriber struct {
+	id       rpc.ID
+	notifier *rpc.Notifier
+	gone     <-chan error
+
+	// pending is guarded by the stream's lock.
+	pending []*interop.ManagedEvent
+	wake    chan struct{} // a buffered "pending grew" signal
+	// done is closed when the subscription is replaced or ended by a pull; its sender
+	// then writes the close signal and exits.
+	done chan struct{}
+}
+
+// subscriberBacklog bounds the events waiting to be written to a subscriber.
+const subscriberBacklog = 4096
 
 func newStream(log *slog.Logger, maxSize int) *stream {
 	return &stream{log: log, maxSize: maxSize}
 }
 
-// send delivers ev to the subscriber, or queues it. Delivery happens under the lock so that
-// events reach the subscriber in the order they were sent; a failed notification puts the
-// event in the queue instead of losing it.
+// send hands ev to the subscriber's sender, or queues it for pulling.
 func (s *stream) send(ev *interop.ManagedEvent) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.sub != nil {
-		if err := s.notifier.Notify(s.sub.ID, interop.EventEntry{Data: ev}); err == nil {
+		s.sub.pending = append(s.sub.pending, ev)
+		if len(s.sub.pending) > subscriberBacklog {
+			// Too slow to keep up: end the subscription rather than drop events from
+			// its middle. The supervisor re-subscribes and starts from a fresh
+			// snapshot of the heads, or pulls what is queued.
+			s.log.Warn("Event subscriber is not reading, ending its subscription", "backlog", len(s.sub.pending))
+			s.endSubLocked()
 			return
-		} else {
-			s.log.Debug("Event subscriber gone, queueing events", "err", err)
-			s.sub, s.notifier = nil, nil
 		}
+		select {
+		case s.sub.wake <- struct{}{}:
+		default:
+		}
+		return
 	}
-	s.enqueue(ev)
+	s.queue = s.trimLocked(append(s.queue, ev))
 }
 
-func (s *stream) enqueue(ev *interop.ManagedEvent) {
-	s.queue = append(s.queue, ev)
-	if over := len(s.queue) - s.maxSize; over > 0 {
-		s.dropped += uint64(over)
-		s.log.Warn("Event queue full, dropping the oldest events", "dropped", over)
-		s.queue = append(s.queue[:0:0], s.queue[over:]...)
+// trimLocked keeps the newest maxSize events of q, counting what it drops.
+func (s *stream) trimLocked(q []*interop.ManagedEvent) []*interop.ManagedEvent {
+	over := len(q) - s.maxSize
+	if over <= 0 {
+		return q
 	}
+	s.dropped += uint64(over)
+	s.log.Warn("Event backlog full, dropping the oldest events", "dropped", over)
+	return append(q[:0:0], q[over:]...)
 }
 
 // subscribe makes the calling connection the subscriber. The first event it gets is
@@ -63,39 +91,98 @@ func (s *stream) subscribe(notifier *rpc.Notifier, first func() (*interop.Manage
 	if err != nil {
 		return nil, err
 	}
-	s.closeSubLocked()
-	sub := notifier.CreateSubscription()
-	s.sub, s.notifier = sub, notifier
-	s.queue = nil
-	if err := notifier.Notify(sub.ID, interop.EventEntry{Data: ev}); err != nil {
-		return nil, err
+	s.endSubLocked()
+	rsub := notifier.CreateSubscription()
+	sub := &subscriber{
+		id: rsub.ID, notifier: notifier, gone: rsub.Err(),
+		pending: []*interop.ManagedEvent{ev},
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
 	}
-	// Forget the subscription once its connection ends; the goroutine ends with it, and
-	// the RPC server closes every connection when it stops.
-	go func() {
-		<-sub.Err()
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.sub == sub {
-			s.sub, s.notifier = nil, nil
-		}
-	}()
-	return sub, nil
+	sub.wake <- struct{}{}
+	s.sub = sub
+	s.queue = nil
+	go s.deliver(sub)
+	return rsub, nil
 }
 
-func (s *stream) closeSubLocked() {
+// deliver writes sub's events in order until the subscription is replaced, pulled away
+// or its connection ends. Events it could not write go back to the pull queue, so a
+// supervisor that falls back to pulling still sees them.
+func (s *stream) deliver(sub *subscriber) {
+	for {
+		select {
+		case <-sub.done:
+			_ = sub.notifier.Notify(sub.id, interop.EventEntry{Close: true})
+			return
+		case <-sub.gone:
+			s.unsubscribe(sub, nil)
+			return
+		case <-sub.wake:
+		}
+		s.mu.Lock()
+		batch := sub.pending
+		sub.pending = nil
+		s.mu.Unlock()
+		for i, ev := range batch {
+			select {
+			case <-sub.done:
+				s.requeueAfterEnd(batch[i:])
+				_ = sub.notifier.Notify(sub.id, interop.EventEntry{Close: true})
+				return
+			default:
+			}
+			if err := sub.notifier.Notify(sub.id, interop.EventEntry{Data: ev}); err != nil {
+				s.log.Debug("Event subscriber gone, queueing events", "err", err)
+				s.unsubscribe(sub, batch[i:])
+				return
+			}
+		}
+	}
+}
+
+// unsubscribe forgets sub if it is still the subscriber, putting unsent (the events it
+// failed to write) and whatever was still pending back at the front of the pull queue.
+func (s *stream) unsubscribe(sub *subscriber, unsent []*interop.ManagedEvent) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sub != sub {
+		return
+	}
+	s.sub = nil
+	back := append(append(unsent[:len(unsent):len(unsent)], sub.pending...), s.queue...)
+	sub.pending = nil
+	s.queue = s.trimLocked(back)
+}
+
+// requeueAfterEnd puts events a replaced sender had not written yet in front of the pull
+// queue, when the stream is now pulled; a new subscription starts from a fresh snapshot of
+// the heads instead, so they are dropped then.
+func (s *stream) requeueAfterEnd(unsent []*interop.ManagedEvent) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sub == nil {
+		s.queue = s.trimLocked(append(unsent[:len(unsent):len(unsent)], s.queue...))
+	}
+}
+
+// endSubLocked ends the active subscription: its sender writes the close signal and
+// exits. Events it had not written yet move to the pull queue.
+func (s *stream) endSubLocked() {
 	if s.sub == nil {
 		return
 	}
-	_ = s.notifier.Notify(s.sub.ID, interop.EventEntry{Close: true})
-	s.sub, s.notifier = nil, nil
+	s.queue = s.trimLocked(append(s.sub.pending, s.queue...))
+	s.sub.pending = nil
+	close(s.sub.done)
+	s.sub = nil
 }
 
 // pull ends any subscription and returns the oldest queued event, or nil when there is none.
 func (s *stream) pull() *interop.ManagedEvent {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.closeSubLocked()
+	s.endSubLocked()
 	if len(s.queue) == 0 {
 		return nil
 	}

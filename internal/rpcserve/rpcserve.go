@@ -25,6 +25,15 @@ const (
 	HeaderTimeout = 10 * time.Second
 	// RequestTimeout bounds a plain HTTP request (not a websocket).
 	RequestTimeout = 30 * time.Second
+	// ReadTimeout bounds reading a whole request, body included, so a slow client cannot
+	// hold a connection by trickling bytes. The websocket upgrade clears the connection's
+	// deadlines, so it does not cut live websockets.
+	ReadTimeout = RequestTimeout
+	// WriteTimeout bounds writing a response; it leaves room for RequestTimeout's own
+	// answer.
+	WriteTimeout = RequestTimeout + 5*time.Second
+	// IdleTimeout closes keep-alive connections that carry no request.
+	IdleTimeout = 60 * time.Second
 )
 
 // NewRPCServer returns a go-ethereum RPC server with opkit's limits applied.
@@ -81,6 +90,17 @@ func WriteJSONError(w http.ResponseWriter, status int, msg string) {
 	_, _ = w.Write(body)
 }
 
+// Refuse answers like WriteJSONError and closes the connection afterwards, without
+// reading what is left of the request body: a refused client (a 401) gets no keep-alive
+// connection to hold and no server time spent draining a body it may trickle.
+func Refuse(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Connection", "close")
+	WriteJSONError(w, status, msg)
+	// The server reads up to 256 KiB of an unread body before closing; a read deadline
+	// in the past ends that at once (the answer is written before the drain starts).
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+}
+
 // Health answers {"status":"ok"}.
 func Health() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -98,8 +118,21 @@ type HTTPServer struct {
 	once sync.Once
 }
 
-// Listen starts serving h on host:port (port 0 picks a free one).
+// Timeouts of a listening server's connections.
+type Timeouts struct {
+	Header, Read, Write, Idle time.Duration
+}
+
+// DefaultTimeouts are the timeouts of every server Listen starts.
+var DefaultTimeouts = Timeouts{Header: HeaderTimeout, Read: ReadTimeout, Write: WriteTimeout, Idle: IdleTimeout}
+
+// Listen starts serving h on host:port (port 0 picks a free one) with DefaultTimeouts.
 func Listen(host string, port int, h http.Handler, logger *slog.Logger) (*HTTPServer, error) {
+	return ListenTimeouts(host, port, h, logger, DefaultTimeouts)
+}
+
+// ListenTimeouts is Listen with chosen timeouts.
+func ListenTimeouts(host string, port int, h http.Handler, logger *slog.Logger, t Timeouts) (*HTTPServer, error) {
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s:%d: %w", host, port, err)
@@ -107,7 +140,10 @@ func Listen(host string, port int, h http.Handler, logger *slog.Logger) (*HTTPSe
 	s := &HTTPServer{
 		srv: &http.Server{
 			Handler:           h,
-			ReadHeaderTimeout: HeaderTimeout,
+			ReadHeaderTimeout: t.Header,
+			ReadTimeout:       t.Read,
+			WriteTimeout:      t.Write,
+			IdleTimeout:       t.Idle,
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		},
