@@ -189,3 +189,14 @@ func TestSingularRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestChannelReaderEOFOnlyAtEnd: a batch that fails to decode never reads as the clean
+// end of the channel, even when the failure is an empty payload.
+func TestChannelReaderEOFOnlyAtEnd(t *testing.T) {
+	for _, raw := range [][]byte{{0x00}, {0x01}, {0x81, 0x80}} {
+		_, err := readAll(t, compressZlib(t, raw), MaxRLPBytesPerChannel, false)
+		if err == nil || errors.Is(err, io.EOF) {
+			t.Errorf("%x: err %v", raw, err)
+		}
+	}
+}
