@@ -37,13 +37,15 @@ type l1Chain struct {
 	headers []*types.Header
 	byHash  map[common.Hash]int
 	txs     map[common.Hash]types.Transactions
-	next    int
+	// logs are emitted by one more successful receipt after the block's transactions'.
+	logs map[common.Hash][]*types.Log
+	next int
 }
 
 // newL1Chain makes n+1 blocks up front: header hashes do not cover transactions here,
 // so batches can name any epoch before the block carrying them is filled.
 func newL1Chain(n int) *l1Chain {
-	c := &l1Chain{byHash: map[common.Hash]int{}, txs: map[common.Hash]types.Transactions{}}
+	c := &l1Chain{byHash: map[common.Hash]int{}, txs: map[common.Hash]types.Transactions{}, logs: map[common.Hash][]*types.Log{}}
 	c.add(&types.Header{Number: big.NewInt(0), Time: 1_700_000_000, BaseFee: big.NewInt(7), Difficulty: common.Big0,
 		ParentBeaconRoot: &common.Hash{0xbe}})
 	for i := 1; i <= n; i++ {
@@ -106,13 +108,16 @@ func (l opkitL1) FetchReceipts(_ context.Context, hash common.Hash) (*types.Head
 	if err != nil {
 		return nil, nil, err
 	}
-	return types.CopyHeader(h), receiptsOf(l.c.txs[hash]), nil
+	return types.CopyHeader(h), l.c.receipts(hash), nil
 }
 
-func receiptsOf(txs types.Transactions) types.Receipts {
-	out := make(types.Receipts, len(txs))
-	for i, tx := range txs {
-		out[i] = &types.Receipt{Type: tx.Type(), Status: types.ReceiptStatusSuccessful, TxHash: tx.Hash()}
+func (c *l1Chain) receipts(h common.Hash) types.Receipts {
+	var out types.Receipts
+	for _, tx := range c.txs[h] {
+		out = append(out, &types.Receipt{Type: tx.Type(), Status: types.ReceiptStatusSuccessful, TxHash: tx.Hash()})
+	}
+	if logs := c.logs[h]; len(logs) > 0 {
+		out = append(out, &types.Receipt{Status: types.ReceiptStatusSuccessful, Logs: logs})
 	}
 	return out
 }
@@ -179,7 +184,7 @@ func (l opnodeL1) FetchReceipts(_ context.Context, hash common.Hash) (opeth.Bloc
 	if err != nil {
 		return nil, nil, err
 	}
-	return opeth.HeaderBlockInfo(h), receiptsOf(l.c.txs[hash]), nil
+	return opeth.HeaderBlockInfo(h), l.c.receipts(hash), nil
 }
 
 func (l opnodeL1) InfoAndTxsByHash(_ context.Context, hash common.Hash) (opeth.BlockInfo, types.Transactions, error) {
@@ -316,6 +321,7 @@ type derived struct {
 	GasLimit    uint64
 	EIP1559     []byte
 	NoTxPool    bool
+	MinBaseFee  *uint64
 	Txs         [][]byte
 	DerivedFrom eth.L1BlockRef
 }
@@ -339,7 +345,7 @@ func runOpkit(t *testing.T, cfg *rollup.Config, l1cfg *params.ChainConfig, c *l1
 		}
 		p := a.Payload
 		out = append(out, derived{Parent: a.Parent, Timestamp: p.Timestamp, Random: p.Random, FeeRecip: p.SuggestedFeeRecipient,
-			BeaconRoot: *p.BeaconRoot, GasLimit: *p.GasLimit, EIP1559: p.EIP1559Params, NoTxPool: p.NoTxPool, Txs: p.Transactions, DerivedFrom: a.DerivedFrom})
+			BeaconRoot: *p.BeaconRoot, GasLimit: *p.GasLimit, EIP1559: p.EIP1559Params, NoTxPool: p.NoTxPool, MinBaseFee: p.MinBaseFee, Txs: p.Transactions, DerivedFrom: a.DerivedFrom})
 		if err := l2.apply(a.Parent, p.Timestamp, p.Transactions); err != nil {
 			t.Fatal(err)
 		}
@@ -387,7 +393,7 @@ func runOpnode(t *testing.T, cfg *rollup.Config, l1cfg *params.ChainConfig, c *l
 		}
 		out = append(out, derived{Parent: fromOp(a.Parent), Timestamp: uint64(at.Timestamp), Random: common.Hash(at.PrevRandao),
 			FeeRecip: at.SuggestedFeeRecipient, BeaconRoot: *at.ParentBeaconBlockRoot, GasLimit: uint64(*at.GasLimit), EIP1559: eip,
-			NoTxPool: at.NoTxPool, Txs: txs, DerivedFrom: eth.L1BlockRef{Hash: a.DerivedFrom.Hash, Number: a.DerivedFrom.Number,
+			NoTxPool: at.NoTxPool, MinBaseFee: at.MinBaseFee, Txs: txs, DerivedFrom: eth.L1BlockRef{Hash: a.DerivedFrom.Hash, Number: a.DerivedFrom.Number,
 				ParentHash: a.DerivedFrom.ParentHash, Time: a.DerivedFrom.Time}})
 		if err := l2.apply(fromOp(a.Parent), uint64(at.Timestamp), txs); err != nil {
 			t.Fatal(err)
@@ -558,21 +564,25 @@ func (s *scenario) span(first, last uint64, epochOf func(n uint64) uint64, txs i
 
 // run derives with both pipelines, compares, and checks how many blocks carry user
 // transactions (so the batches were used, not only forced empty blocks made).
-func (s *scenario) run(withTxs int) {
+func (s *scenario) run(withTxs int) []derived {
 	l1cfg := params.MergedTestChainConfig
 	a := runOpkit(s.t, s.cfg, l1cfg, s.c)
 	b := runOpnode(s.t, s.cfg, l1cfg, s.c)
 	compare(s.t, a, b)
 	n := 0
 	for _, d := range a {
-		if len(d.Txs) > 1 {
-			n++
+		for _, tx := range d.Txs {
+			if tx[0] != types.DepositTxType {
+				n++
+				break
+			}
 		}
 	}
 	s.t.Logf("%d blocks derived alike from %d L1 blocks, %d with user transactions", len(a), len(s.c.headers), n)
 	if n != withTxs {
 		s.t.Fatalf("%d blocks with user transactions, want %d", n, withTxs)
 	}
+	return a
 }
 
 // TestSingularBatchesAndBadInput: singular batches in zlib channels, with every kind of
@@ -639,4 +649,52 @@ func TestSpanBatches(t *testing.T) {
 	s.c.mine(s.l1Tx(s.batcher, s.txData(frames(4, s.channel(s.batch(13, epochOf(13), 0), s.span(14, 16, epochOf, 1)), 1)...)))
 	// Blocks 1..12 and 14..16 from spans; 13 empty.
 	s.run(15)
+}
+
+// batcherUpdate is the SystemConfig's ConfigUpdate log naming a new batcher.
+func batcherUpdate(sysCfg, batcher common.Address) *types.Log {
+	data := make([]byte, 96)
+	data[31], data[63] = 32, 32
+	copy(data[76:], batcher[:])
+	return &types.Log{Address: sysCfg, Topics: []common.Hash{rollup.ConfigUpdateTopic, {}, {31: byte(rollup.ConfigUpdateBatcher)}}, Data: data}
+}
+
+// TestBatcherChangeAndJovian: the batcher changes on L1 (the old one's later batches are
+// ignored, from the very block of the change), and Jovian activates mid-run (upgrade
+// transactions, a batch with user transactions in the activation block dropped).
+func TestBatcherChangeAndJovian(t *testing.T) {
+	s := newScenario(t)
+	jovian := s.tsOf(10)
+	s.cfg.JovianTime = &jovian
+	epochOf := func(n uint64) uint64 { return n * 2 / 12 }
+	old, next := s.batcher, devnet.DevAccounts(3)[0]
+	// L1 1 also holds a user deposit: the first block of epoch 1 (block 6) includes it.
+	l1b1 := s.c.headers[1].Hash()
+	user := devnet.DevAccounts(4)[3].Address
+	dep, err := rollup.MarshalDepositLog(s.cfg.DepositContractAddress, &types.DepositTx{From: user, To: &user, Mint: big.NewInt(5), Value: big.NewInt(3), Gas: 50_000, Data: []byte{1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dep.BlockHash, dep.Index = l1b1, 3
+	s.c.logs[l1b1] = []*types.Log{dep}
+	s.c.mine(s.l1Tx(old, s.txData(frames(1, s.channel(s.batch(1, 0, 1), s.batch(2, 0, 1), s.batch(3, 0, 1)), 1)...)))
+	// L1 2 changes the batcher: the old one's batch there is not read, the new one's is.
+	s.c.logs[s.c.headers[s.c.next].Hash()] = []*types.Log{batcherUpdate(s.cfg.L1SystemConfigAddress, next.Address)}
+	s.c.mine(
+		s.l1Tx(old, s.txData(frames(2, s.channel(s.batch(4, 0, 1)), 1)...)),
+		s.l1Tx(next, s.txData(frames(3, s.channel(s.batch(4, 0, 2), s.batch(5, 0, 0), s.batch(6, epochOf(6), 1)), 1)...)),
+	)
+	// L1 3: blocks 7..9, then the Jovian activation block 10 with a user transaction:
+	// dropped, the channel flushed.
+	s.c.mine(s.l1Tx(next, s.txData(frames(4, s.channel(s.batch(7, 1, 1), s.batch(8, 1, 1), s.batch(9, 1, 0), s.batch(10, 1, 1)), 1)...)))
+	// L1 4: block 10 empty, then 11..12 (Jovian).
+	s.c.mine(s.l1Tx(next, s.txData(frames(5, s.channel(s.batch(10, 1, 0), s.batch(11, 1, 1), s.batch(12, 2, 1)), 1)...)))
+	// Blocks 1..4, 6..8, 11, 12.
+	got := s.run(9)
+	if len(got[5].Txs) != 3 || got[5].Txs[1][0] != types.DepositTxType {
+		t.Fatalf("block 6 (first of epoch 1) has %d transactions, want L1 info, the deposit, one batch transaction", len(got[5].Txs))
+	}
+	if len(got[9].Txs) < 2 || got[9].MinBaseFee == nil || got[8].MinBaseFee != nil {
+		t.Fatalf("Jovian activation block with %d transactions, min base fee %v", len(got[9].Txs), got[9].MinBaseFee)
+	}
 }
