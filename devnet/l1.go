@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -41,6 +42,15 @@ type L1Config struct {
 	GasLimit uint64
 	// Logger receives the execution client's logs; nil discards them below warnings.
 	Logger *slog.Logger
+	// BeaconPort serves the beacon blob API (on Host); zero picks a free port.
+	BeaconPort int
+	// BlobRetention is how many blocks back the blobs of sealed blocks are kept; default
+	// DefaultBlobRetention. With a DataDir they are kept on disk (DataDir/blobs) and
+	// survive a restart; without one, in memory.
+	BlobRetention uint64
+	// UnsafeBlockSigner is stored in the SystemConfig stand-in at genesis; default dev
+	// account 0, which also owns the SystemConfig.
+	UnsafeBlockSigner common.Address
 }
 
 func (c *L1Config) applyDefaults() {
@@ -59,6 +69,9 @@ func (c *L1Config) applyDefaults() {
 	if c.GasLimit == 0 {
 		c.GasLimit = 60_000_000
 	}
+	if c.BlobRetention == 0 {
+		c.BlobRetention = DefaultBlobRetention
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
@@ -72,6 +85,10 @@ type L1 struct {
 	beacon   *catalyst.SimulatedBeacon
 	accounts []Account
 	genesis  *core.Genesis
+	blobs    *blobStore
+
+	beaconSrv *http.Server
+	beaconURL string
 
 	// sealMu serialises sealing and forking: the simulated beacon is not safe for
 	// concurrent use.
@@ -125,7 +142,22 @@ func StartL1(cfg L1Config) (*L1, error) {
 		client.close()
 		return nil, fmt.Errorf("start dev L1 consensus: %w", err)
 	}
-	l1 := &L1{cfg: cfg, client: client, beacon: beacon, accounts: accounts, genesis: genesis, stop: make(chan struct{})}
+	blobDir := ""
+	if cfg.DataDir != "" {
+		blobDir = filepath.Join(cfg.DataDir, "blobs")
+	}
+	blobs, err := newBlobStore(blobDir, cfg.BlobRetention, cfg.Logger)
+	if err != nil {
+		client.close()
+		return nil, fmt.Errorf("start dev L1: %w", err)
+	}
+	l1 := &L1{cfg: cfg, client: client, beacon: beacon, accounts: accounts, genesis: genesis, blobs: blobs, stop: make(chan struct{})}
+	if err := l1.startBeacon(); err != nil {
+		client.close()
+		return nil, fmt.Errorf("start dev L1: %w", err)
+	}
+	l1.wg.Add(1)
+	go l1.watchPool(l1.stop)
 	if cfg.BlockTime > 0 {
 		l1.wg.Add(1)
 		go l1.sealLoop()
@@ -156,6 +188,13 @@ func l1Genesis(cfg L1Config, accounts []Account) (*core.Genesis, error) {
 	g.Timestamp = uint64(time.Now().Unix())
 	for _, a := range accounts {
 		g.Alloc[a.Address] = types.Account{Balance: devBalance}
+	}
+	signer := cfg.UnsafeBlockSigner
+	if signer == (common.Address{}) {
+		signer = accounts[0].Address
+	}
+	for addr, acc := range l1ContractsAlloc(accounts[0].Address, signer) {
+		g.Alloc[addr] = acc
 	}
 	if cfg.DataDir != "" {
 		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
@@ -203,6 +242,7 @@ func (l *L1) Mine() (*types.Header, error) {
 	if head.Hash() == before.Hash() {
 		return nil, fmt.Errorf("dev L1 did not seal a block on top of %d", before.Number)
 	}
+	l.recordBlobs(head)
 	return head, nil
 }
 
@@ -225,6 +265,7 @@ func (l *L1) MineWithGap(gap time.Duration) (*types.Header, error) {
 	if head.Hash() == before.Hash() {
 		return nil, fmt.Errorf("dev L1 did not seal a block on top of %d", before.Number)
 	}
+	l.recordBlobs(head)
 	return head, nil
 }
 
@@ -281,8 +322,9 @@ func (l *L1) Close() error {
 		l.sealMu.Lock()
 		close(l.stop)
 		l.sealMu.Unlock()
+		beaconErr := l.stopBeacon()
 		l.wg.Wait()
-		l.closeErr = errors.Join(l.beacon.Stop(), l.client.close())
+		l.closeErr = errors.Join(beaconErr, l.beacon.Stop(), l.client.close())
 	})
 	return l.closeErr
 }
