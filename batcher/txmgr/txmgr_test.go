@@ -1,4 +1,4 @@
-package txmgr
+package txmgr_test
 
 import (
 	"context"
@@ -17,7 +17,24 @@ import (
 	"github.com/ethereum/go-ethereum/ethclient"
 	"github.com/ethereum/go-ethereum/params"
 
+	"github.com/opkit/opkit/batcher/txmgr"
 	"github.com/opkit/opkit/devnet"
+)
+
+type (
+	Backend   = txmgr.Backend
+	Candidate = txmgr.Candidate
+	Config    = txmgr.Config
+	Fees      = txmgr.Fees
+	Manager   = txmgr.Manager
+)
+
+var (
+	New              = txmgr.New
+	NewSidecar       = txmgr.NewSidecar
+	Bump             = txmgr.Bump
+	Gas              = txmgr.Gas
+	ErrNonceConsumed = txmgr.ErrNonceConsumed
 )
 
 var inbox = common.HexToAddress("0xff00000000000000000000000000000000000901")
