@@ -278,3 +278,27 @@ func diffChannel(t *testing.T, body []byte, max uint64, fjord bool) {
 }
 
 var _ = big.NewInt
+
+// TestSpanTxDataLimitMatchesOpNode: a transaction's data at and one byte past
+// MaxSpanBatchElementCount, header included.
+func TestSpanTxDataLimitMatchesOpNode(t *testing.T) {
+	for _, total := range []int{batch.MaxSpanBatchElementCount - 1, batch.MaxSpanBatchElementCount, batch.MaxSpanBatchElementCount + 1} {
+		b := []byte{batch.SpanBatchType, 0, 0}
+		b = append(b, make([]byte, 40)...)
+		b = append(b, 1, 1, 1, 0, 0)
+		b = append(b, make([]byte, 64+20)...)
+		content := total - 4
+		b = append(b, 0xFA, byte(content>>16), byte(content>>8), byte(content))
+		b = append(b, make([]byte, content)...)
+		b = append(b, 0, 0, 0)
+		var op derive.BatchData
+		opErr := op.UnmarshalBinary(b)
+		_, okErr := batch.UnmarshalBatch(b)
+		if (opErr == nil) != (okErr == nil) {
+			t.Fatalf("%d bytes: op-node err %v, opkit err %v", total, opErr, okErr)
+		}
+		if (total <= batch.MaxSpanBatchElementCount) != (okErr == nil) {
+			t.Fatalf("%d bytes: err %v", total, okErr)
+		}
+	}
+}

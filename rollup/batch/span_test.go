@@ -390,3 +390,26 @@ func TestSpanSingularBatches(t *testing.T) {
 		t.Fatal("element behind the safe origin accepted")
 	}
 }
+
+// spanWithTxList is a one-block, one-transaction span batch whose legacy tx data is an
+// RLP list of total encoded size total (header included).
+func spanWithTxList(total int) []byte {
+	b := []byte{SpanBatchType, 0, 0}
+	b = append(b, make([]byte, 40)...)
+	b = append(b, 1, 1, 1) // one block, origin bit set, one tx
+	b = append(b, 0, 0)    // contract creation, y parity
+	b = append(b, make([]byte, 64+20)...)
+	content := total - 4
+	b = append(b, 0xFA, byte(content>>16), byte(content>>8), byte(content))
+	b = append(b, make([]byte, content)...)
+	return append(b, 0, 0, 0) // nonce, gas, protected bits
+}
+
+func TestSpanBatchTxDataLimit(t *testing.T) {
+	if _, err := UnmarshalBatch(spanWithTxList(MaxSpanBatchElementCount)); err != nil {
+		t.Fatalf("tx data of exactly the limit: %v", err)
+	}
+	if _, err := UnmarshalBatch(spanWithTxList(MaxSpanBatchElementCount + 1)); !errors.Is(err, ErrSpanBatchTooBig) {
+		t.Fatalf("tx data past the limit: %v", err)
+	}
+}
