@@ -413,3 +413,35 @@ func TestSpanBatchTxDataLimit(t *testing.T) {
 		t.Fatalf("tx data past the limit: %v", err)
 	}
 }
+
+// TestSpanBatchLayout pins a two-block span with no transactions against the wire
+// format written out by hand from the specification.
+func TestSpanBatchLayout(t *testing.T) {
+	parent := common.Hash{0xaa, 0xbb}
+	h6 := common.Hash{0x66, 0x01}
+	sb := NewSpanBatchBuilder(testGenesis, testChainID)
+	if err := sb.AppendBlock(parent, 5, common.Hash{0x55}, testGenesis+2, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.AppendBlock(common.Hash{1}, 6, h6, testGenesis+4, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	enc, err := sb.Raw().MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []byte{SpanBatchType, 2, 6} // rel timestamp 2, last origin 6
+	want = append(want, parent[:20]...)
+	want = append(want, h6[:20]...)
+	want = append(want, 2, 0x03, 0, 0) // 2 blocks, both start an epoch, no txs in either
+	if !bytes.Equal(enc, want) {
+		t.Fatalf("got  %x\nwant %x", enc, want)
+	}
+	span, err := sb.Raw().Derive(testGenesis, testBlockTime, testChainID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if span.StartEpoch() != 5 || span.LastEpoch() != 6 || span.FirstTimestamp() != testGenesis+2 || span.LastTimestamp() != testGenesis+4 {
+		t.Fatalf("derived %+v", span.Elements)
+	}
+}
