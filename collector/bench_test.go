@@ -58,7 +58,11 @@ func BenchmarkCollector(b *testing.B) {
 		stored := c.Store().Stats()
 		archiveBytes := archiveStateBytes(b, ch.archive)
 		b.ReportMetric(float64(stored.Bytes), "store_B")
-		b.ReportMetric(float64(c.Store().DiskSize()), "store_disk_B")
+		disk, err := c.Store().DiskSize()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(disk), "store_disk_B")
 		b.ReportMetric(float64(archiveBytes), "archive_state_B")
 		b.ReportMetric(float64(archiveBytes)/float64(stored.Bytes), "archive/store")
 
@@ -88,7 +92,7 @@ func BenchmarkCollector(b *testing.B) {
 		b.ReportMetric(float64(median(elP99).Microseconds()), "el_p99_us")
 		b.Logf("collected %d blocks of %d txs in %s: %.1f blocks/s (%.1fx a 2 s chain)", blocks, txsPerBlock, elapsed.Round(time.Millisecond), rate, rate/0.5)
 		b.Logf("chain of %d blocks; store for a %d-block window: %d preimages, %d bytes (%d on disk); archive of the whole chain: %d bytes of state (%.2fx)",
-			blocks, window, stored.Preimages, stored.Bytes, c.Store().DiskSize(), archiveBytes, float64(archiveBytes)/float64(stored.Bytes))
+			blocks, window, stored.Preimages, stored.Bytes, disk, archiveBytes, float64(archiveBytes)/float64(stored.Bytes))
 		b.Logf("debug_dbGet over %d node keys, %d readers x %d requests, median of %d alternating rounds: collector p50 %s p99 %s; execution client p50 %s p99 %s",
 			len(keys), readers, perReader, rounds, median(colP50), median(colP99), median(elP50), median(elP99))
 		cancel()

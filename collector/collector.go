@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 
 	"github.com/opkit/opkit/collector/replay"
 	"github.com/opkit/opkit/collector/store"
+	"github.com/opkit/opkit/rollup/clock"
 )
 
 // DefaultWindow is one week of 2-second blocks.
@@ -66,6 +68,8 @@ type Collector struct {
 	client  *rpc.Client
 	chain   *params.ChainConfig
 	metrics *metrics
+
+	diskMeasured time.Time // when collector_store_disk_bytes was last measured
 
 	mu     sync.Mutex
 	head   uint64
@@ -130,11 +134,13 @@ func (c *Collector) Store() *store.Store { return c.store }
 func (c *Collector) ChainConfig() *params.ChainConfig { return c.chain }
 
 // Run collects new blocks as they appear until ctx ends or a block fails its check.
-// Transient failures (the execution client unreachable) are logged and retried.
+// Failed passes (the execution client unreachable, rate limiting, a reorg under way) are
+// logged and retried after a delay that doubles with each failure in a row, up to 30s; a
+// failure is never recorded as a gap.
 func (c *Collector) Run(ctx context.Context) error {
-	ticker := time.NewTicker(c.cfg.PollInterval)
-	defer ticker.Stop()
+	failures := 0
 	for {
+		wait := c.cfg.PollInterval
 		if err := c.Sync(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -142,29 +148,75 @@ func (c *Collector) Run(ctx context.Context) error {
 			if errors.Is(err, ErrHalted) {
 				return err
 			}
+			failures++
 			c.metrics.errors.Inc()
-			c.log.Warn("collection attempt failed, retrying", "err", err)
+			wait = max(wait, clock.Backoff(failures, 30*time.Second))
+			c.log.Warn("collection attempt failed, retrying", "err", err, "failures", failures, "retry_in", wait)
+		} else {
+			failures = 0
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-ticker.C:
+		case <-time.After(wait):
 		}
 	}
 }
 
-// call is one call to the execution client, within the call deadline.
+// callAttempts is how often a call that failed for a reason that may pass (timeout,
+// rate limit, connection, "header not found" while the client reorgs) is tried within a
+// pass before the pass gives up; Run then retries the pass with a growing delay.
+const callAttempts = 4
+
+// call is one call to the execution client, each attempt within the call deadline.
 func (c *Collector) call(ctx context.Context, result any, method string, args ...any) error {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
-	defer cancel()
-	return c.client.CallContext(ctx, result, method, args...)
+	return c.retry(ctx, func(ctx context.Context) error {
+		return c.client.CallContext(ctx, result, method, args...)
+	})
 }
 
-// batchCall is one batch of calls to the execution client, within the call deadline.
+// batchCall is one batch of calls to the execution client, each attempt within the call
+// deadline. The elements' own errors are the caller's to read.
 func (c *Collector) batchCall(ctx context.Context, batch []rpc.BatchElem) error {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
-	defer cancel()
-	return c.client.BatchCallContext(ctx, batch)
+	return c.retry(ctx, func(ctx context.Context) error {
+		return c.client.BatchCallContext(ctx, batch)
+	})
+}
+
+func (c *Collector) retry(ctx context.Context, do func(context.Context) error) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+		err = do(actx)
+		cancel()
+		if err == nil || !retryable(err) || attempt == callAttempts || ctx.Err() != nil {
+			return err
+		}
+		c.metrics.retries.Inc()
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(clock.Backoff(attempt, 2*time.Second)):
+		}
+	}
+}
+
+// retryable tells a failure that may pass from one that will not: pruned state stays
+// pruned, and the client's refusal of a request it understood (bad parameters, unknown
+// method) stays a refusal. Rate limits, timeouts, broken connections and a block not
+// found (the client is switching branches) are worth another try.
+func retryable(err error) bool {
+	if statePruned(err) {
+		return false
+	}
+	var rpcErr rpc.Error
+	if errors.As(err, &rpcErr) {
+		switch rpcErr.ErrorCode() {
+		case -32601, -32602: // method not found, invalid params
+			return false
+		}
+	}
+	return true
 }
 
 // errReorg means the chain changed under a collection pass; the pass starts over.
@@ -368,7 +420,7 @@ func (c *Collector) dropOrphans(ctx context.Context) error {
 		if h != nil && h.Hash() == b.Hash {
 			return nil
 		}
-		if err := c.store.RemoveBlock(last); err != nil {
+		if err := c.store.RemoveOrphan(last); err != nil {
 			return err
 		}
 		c.mu.Lock()
@@ -418,15 +470,31 @@ func (c *Collector) parentStateLive(ctx context.Context, n uint64) (bool, error)
 	}
 	var bal hexutil.Big
 	err := c.call(ctx, &bal, "eth_getBalance", common.Address{}, hexutil.EncodeUint64(n-1))
-	var rpcErr rpc.Error
 	switch {
 	case err == nil:
 		return true, nil
-	case errors.As(err, &rpcErr):
+	case statePruned(err):
 		return false, nil
 	default:
+		// Anything else (a timeout, a rate limit, "header not found" while the client
+		// reorgs) says nothing about the state: the attempt is retried, no gap recorded.
 		return false, fmt.Errorf("probe state of block %d: %w", n-1, err)
 	}
+}
+
+// statePruned tells whether an execution-client error means the state asked for is gone
+// (pruned by a full node), the only condition that makes a gap. geth and op-geth answer
+// "missing trie node" or "... state ... is not available" / "unavailable" for it.
+func statePruned(err error) bool {
+	var rpcErr rpc.Error
+	if !errors.As(err, &rpcErr) {
+		return false
+	}
+	msg := strings.ToLower(rpcErr.Error())
+	if strings.Contains(msg, "missing trie node") {
+		return true
+	}
+	return strings.Contains(msg, "state") && (strings.Contains(msg, "not available") || strings.Contains(msg, "unavailable"))
 }
 
 func (c *Collector) recordGap(g store.Gap) error {
@@ -526,6 +594,30 @@ func (c *Collector) collect(ctx context.Context, f fetched, parent common.Hash) 
 	if err := c.checkProofs(block.Root(), n, f.proofs); err != nil {
 		return common.Hash{}, err
 	}
+	parentRoot := w.Headers[0].Root
+	if parent == (common.Hash{}) {
+		// A new run of blocks (an empty store, or after a gap): the held message passer
+		// storage must be the trie this block starts from.
+		if err := c.holdMessagePasser(ctx, block, parentRoot); err != nil {
+			return common.Hash{}, err
+		}
+	}
+	rec.HeldAdd, rec.HeldDrop, err = c.heldChange(ctx, parentRoot, block.Root(), col.Preimages)
+	if err != nil {
+		return common.Hash{}, fmt.Errorf("%w: block %d: %w", ErrHalted, n, err)
+	}
+	// A superseded node is on a path the block changed, so its pre-state has it; one
+	// found only in the store still belongs to the pre-state and is referenced as such.
+	inBlock := map[common.Hash]bool{}
+	for _, h := range rec.Refs() {
+		inBlock[h] = true
+	}
+	for _, h := range rec.HeldDrop {
+		if !inBlock[h] {
+			rec.State = append(rec.State, h)
+			inBlock[h] = true
+		}
+	}
 	for _, proof := range f.proofs {
 		for _, node := range proof {
 			h := crypto.Keccak256Hash(node)
@@ -558,6 +650,9 @@ func (c *Collector) release(last uint64) error {
 		return nil
 	}
 	keepFrom := last - c.cfg.Window + 1
+	if err := c.store.PruneGaps(keepFrom); err != nil {
+		return err
+	}
 	for {
 		first, _, ok, err := c.store.Bounds()
 		if err != nil || !ok || first >= keepFrom {
@@ -582,6 +677,15 @@ func (c *Collector) refreshGauges() error {
 	st := c.store.Stats()
 	c.metrics.preimages.Set(float64(st.Preimages))
 	c.metrics.bytes.Set(float64(st.Bytes))
+	// Measuring the disk walks the store's directory: once every few blocks is plenty.
+	if time.Since(c.diskMeasured) > 10*time.Second {
+		disk, err := c.store.DiskSize()
+		if err != nil {
+			return err
+		}
+		c.diskMeasured = time.Now()
+		c.metrics.disk.Set(float64(disk))
+	}
 	gaps, err := c.store.Gaps()
 	if err != nil {
 		return err
@@ -606,6 +710,8 @@ type Status struct {
 	Gaps      []store.Gap    `json:"gaps"`
 	Preimages hexutil.Uint64 `json:"preimages"`
 	Bytes     hexutil.Uint64 `json:"bytes"`
+	// DiskBytes is what the store takes on disk, counted as du does.
+	DiskBytes hexutil.Uint64 `json:"diskBytes"`
 	Reorgs    hexutil.Uint64 `json:"reorgs"`
 	// Halted is set once a block failed its check.
 	Halted string `json:"halted,omitempty"`
@@ -640,7 +746,11 @@ func (c *Collector) Status() (*Status, error) {
 		s.First, s.Last = &fid, &lid
 		break
 	}
-	var err error
+	disk, err := c.store.DiskSize()
+	if err != nil {
+		return nil, err
+	}
+	s.DiskBytes = hexutil.Uint64(disk)
 	s.Gaps, err = c.store.Gaps()
 	if err != nil {
 		return nil, err

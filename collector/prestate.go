@@ -8,11 +8,16 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core/rawdb"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethdb/memorydb"
 	"github.com/ethereum/go-ethereum/rpc"
 	"github.com/ethereum/go-ethereum/trie"
+	"github.com/ethereum/go-ethereum/triedb"
+
+	"github.com/opkit/opkit/collector/replay"
+	"github.com/opkit/opkit/collector/store"
 )
 
 // op-geth's execution witness is not the whole pre-state a block needs. It records the
@@ -167,4 +172,179 @@ func verifyPath(root common.Hash, key []byte, proof []hexutil.Bytes) error {
 		return fmt.Errorf("does not verify against root %s: %w", root, err)
 	}
 	return nil
+}
+
+// The collector keeps the message passer's storage trie provable at every retained block,
+// so that a withdrawal prover can ask for a slot (the proof of a sent message) at any block
+// of the window, not only for the slots that block wrote. Keeping the trie per block would
+// cost its size per block; instead the store's held set tracks the trie as it is now:
+// every block adds the nodes it created in the trie and drops the ones it superseded. A
+// superseded node is on a path the block changed, so it is in the block's own pre-state
+// and stays referenced by the block until the block leaves the window, by which time no
+// retained block needs it.
+//
+// The held set starts, at the first block collected after an empty store or a gap, as the
+// paths of the proxy slots every predeploy has (EIP-1967 implementation and admin): a
+// path-scheme client cannot list a contract's storage (debug_storageRangeAt and
+// debug_accountRange fail on op-geth's path scheme, and eth_getProof needs the slot keys,
+// which are hashed in the trie). So slots written before collection began are provable only
+// where their paths share nodes with later writes; every message sent while the collector
+// runs is provable at every later block of the window. On a chain collected from its
+// genesis, that is every slot.
+
+// proxySlots are the EIP-1967 implementation and admin slots.
+var proxySlots = []common.Hash{
+	common.HexToHash("0x360894a13ba1a3210667c828492db98dca3e2076cc3735a920a3ca505d382bbc"),
+	common.HexToHash("0xb53127684a568b3173ae13b9f8a6016e243e63b6e8ee1178d6a717850b5d6103"),
+}
+
+// holdMessagePasser starts the held set at block's parent: the message passer's storage
+// paths of the proxy slots, from a proof checked against the parent's state root.
+func (c *Collector) holdMessagePasser(ctx context.Context, block *types.Block, parentRoot common.Hash) error {
+	slots := make([]string, len(proxySlots))
+	for i, s := range proxySlots {
+		slots[i] = s.Hex()
+	}
+	var res getProofResult
+	if err := c.call(ctx, &res, "eth_getProof", MessagePasser, slots, block.ParentHash()); err != nil {
+		return fmt.Errorf("proof of the message passer at block %d: %w", block.NumberU64()-1, err)
+	}
+	if err := verifyPath(parentRoot, crypto.Keccak256(MessagePasser[:]), res.AccountProof); err != nil {
+		return fmt.Errorf("proof of the message passer at block %d: %w", block.NumberU64()-1, err)
+	}
+	held := map[common.Hash][]byte{}
+	if res.StorageHash != types.EmptyRootHash && res.StorageHash != (common.Hash{}) {
+		if len(res.StorageProof) != len(proxySlots) {
+			return fmt.Errorf("proof of the message passer at block %d: %d storage proofs for %d slots", block.NumberU64()-1, len(res.StorageProof), len(proxySlots))
+		}
+		for i, sp := range res.StorageProof {
+			if err := verifyPath(res.StorageHash, crypto.Keccak256(proxySlots[i][:]), sp.Proof); err != nil {
+				return fmt.Errorf("proof of message passer slot %s at block %d: %w", proxySlots[i], block.NumberU64()-1, err)
+			}
+			for _, n := range sp.Proof {
+				held[crypto.Keccak256Hash(n)] = n
+			}
+		}
+	}
+	return c.store.Hold(slices.Collect(maps.Keys(held)), held)
+}
+
+// heldChange is what block changed in the message passer's storage trie: the nodes it
+// added and those it superseded. Nodes come from the block's preimages, then the store.
+func (c *Collector) heldChange(ctx context.Context, parentRoot, root common.Hash, pre map[common.Hash][]byte) (add, drop []common.Hash, err error) {
+	before, err := accountIn(pre, parentRoot, MessagePasser)
+	if err != nil {
+		return nil, nil, err
+	}
+	after, err := accountIn(pre, root, MessagePasser)
+	if err != nil {
+		return nil, nil, err
+	}
+	rootOf := func(a *types.StateAccount) common.Hash {
+		if a == nil {
+			return types.EmptyRootHash
+		}
+		return a.Root
+	}
+	if rootOf(before) == rootOf(after) {
+		return nil, nil, nil
+	}
+	tdb := triedb.NewDatabase(rawdb.NewDatabase(replay.NewKV(ctx, blockSource{pre, c.store})), triedb.HashDefaults)
+	defer tdb.Close()
+	owner := crypto.Keccak256Hash(MessagePasser[:])
+	open := func(stateRoot, storageRoot common.Hash) (trie.NodeIterator, error) {
+		tr, err := trie.New(trie.StorageTrieID(stateRoot, owner, storageRoot), tdb)
+		if err != nil {
+			return nil, err
+		}
+		return tr.NodeIterator(nil)
+	}
+	diff := func(a, b trie.NodeIterator) ([]common.Hash, error) {
+		var out []common.Hash
+		it, _ := trie.NewDifferenceIterator(a, b)
+		for it.Next(true) {
+			if h := it.Hash(); h != (common.Hash{}) {
+				out = append(out, h)
+			}
+		}
+		return out, it.Error()
+	}
+	for i, dst := range []*[]common.Hash{&add, &drop} {
+		oldIt, err := open(parentRoot, rootOf(before))
+		if err != nil {
+			return nil, nil, err
+		}
+		newIt, err := open(root, rootOf(after))
+		if err != nil {
+			return nil, nil, err
+		}
+		if i == 1 {
+			oldIt, newIt = newIt, oldIt
+		}
+		if *dst, err = diff(oldIt, newIt); err != nil {
+			return nil, nil, fmt.Errorf("message passer storage change: %w", err)
+		}
+	}
+	// The set is a set: only what is held can be released (it may know part of the
+	// trie), and a node is added once.
+	filter := func(in []common.Hash, want bool) ([]common.Hash, error) {
+		var out []common.Hash
+		seen := map[common.Hash]bool{}
+		for _, h := range in {
+			held, err := c.store.IsHeld(h)
+			if err != nil {
+				return nil, err
+			}
+			if held == want && !seen[h] {
+				seen[h] = true
+				out = append(out, h)
+			}
+		}
+		return out, nil
+	}
+	if add, err = filter(add, false); err != nil {
+		return nil, nil, err
+	}
+	if drop, err = filter(drop, true); err != nil {
+		return nil, nil, err
+	}
+	return add, drop, nil
+}
+
+// accountIn reads an account from the state trie at root over the given nodes.
+func accountIn(nodes map[common.Hash][]byte, root common.Hash, addr common.Address) (*types.StateAccount, error) {
+	tdb := triedb.NewDatabase(rawdb.NewDatabase(replay.NewKV(context.Background(), mapSource(nodes))), triedb.HashDefaults)
+	defer tdb.Close()
+	tr, err := trie.NewStateTrie(trie.StateTrieID(root), tdb)
+	if err != nil {
+		return nil, fmt.Errorf("state %s: %w", root, err)
+	}
+	acc, err := tr.GetAccount(addr)
+	if err != nil {
+		return nil, fmt.Errorf("account %s in state %s: %w", addr, root, err)
+	}
+	return acc, nil
+}
+
+// mapSource serves preimages from a map.
+type mapSource map[common.Hash][]byte
+
+func (m mapSource) Preimage(_ context.Context, h common.Hash, _ bool) ([]byte, error) {
+	if v, ok := m[h]; ok {
+		return v, nil
+	}
+	return nil, fmt.Errorf("preimage %s: %w", h, store.ErrNotFound)
+}
+
+// blockSource serves a block's preimages, then the store's.
+type blockSource struct {
+	pre   map[common.Hash][]byte
+	store *store.Store
+}
+
+func (b blockSource) Preimage(_ context.Context, h common.Hash, _ bool) ([]byte, error) {
+	if v, ok := b.pre[h]; ok {
+		return v, nil
+	}
+	return b.store.Preimage(h)
 }

@@ -283,7 +283,13 @@ func (m *L2Miner) Mine() (*types.Header, error) {
 // pending lists the pool's executable transactions, each sender's in nonce order, senders
 // in address order.
 func (m *L2Miner) pending() ([][]byte, error) {
-	pending, _ := m.l2.Backend().TxPool().Pending(txpool.PendingFilter{})
+	pool := m.l2.Backend().TxPool()
+	// The pool drops included transactions when it catches up with the new head, which
+	// it does in the background: wait for that, or the last block's would come back.
+	if err := pool.Sync(); err != nil {
+		return nil, fmt.Errorf("L2 miner: sync the pool: %w", err)
+	}
+	pending, _ := pool.Pending(txpool.PendingFilter{})
 	senders := slices.SortedFunc(maps.Keys(pending), func(a, b common.Address) int { return a.Cmp(b) })
 	var out [][]byte
 	for _, from := range senders {

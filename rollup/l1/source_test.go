@@ -1,4 +1,4 @@
-package l1
+package l1_test
 
 import (
 	"bytes"
@@ -22,6 +22,7 @@ import (
 	"github.com/ethereum/go-ethereum/ethclient"
 
 	"github.com/opkit/opkit/devnet"
+	rl1 "github.com/opkit/opkit/rollup/l1"
 )
 
 func quiet() *slog.Logger {
@@ -95,9 +96,9 @@ func (c *chain) blockWithLogs(t *testing.T) *types.Header {
 	return h
 }
 
-func dialSource(t *testing.T, url string, cfg Config) *Source {
+func dialSource(t *testing.T, url string, cfg rl1.Config) *rl1.Source {
 	t.Helper()
-	s, err := Dial(context.Background(), url, cfg)
+	s, err := rl1.Dial(context.Background(), url, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +112,7 @@ func TestSourceReadsDevL1(t *testing.T) {
 	counter := &countingProxy{target: c.l1.HTTPEndpoint()}
 	srv := httptest.NewServer(counter)
 	defer srv.Close()
-	s := dialSource(t, srv.URL, Config{})
+	s := dialSource(t, srv.URL, rl1.Config{})
 	ctx := context.Background()
 
 	hd, receipts, err := s.FetchReceipts(ctx, h.Hash())
@@ -148,12 +149,12 @@ func TestSourceReadsDevL1(t *testing.T) {
 	if ref, err := s.L1BlockRefByHash(ctx, h.ParentHash); err != nil || ref.Number != h.Number.Uint64()-1 {
 		t.Fatalf("by hash: %+v %v", ref, err)
 	}
-	for _, l := range []Label{Latest, Safe, Finalized} {
+	for _, l := range []rl1.Label{rl1.Latest, rl1.Safe, rl1.Finalized} {
 		if _, err := s.L1BlockRefByLabel(ctx, l); err != nil {
 			t.Fatalf("%s: %v", l, err)
 		}
 	}
-	if ref, _ := s.L1BlockRefByLabel(ctx, Latest); ref.Hash != c.l1.Head().Hash() {
+	if ref, _ := s.L1BlockRefByLabel(ctx, rl1.Latest); ref.Hash != c.l1.Head().Hash() {
 		t.Fatalf("latest is %s, head %s", ref.Hash, c.l1.Head().Hash())
 	}
 	if _, err := s.L1BlockRefByLabel(ctx, "pending"); err == nil {
@@ -226,8 +227,8 @@ func TestSourceRefusesReceiptsNotMatchingTheHeader(t *testing.T) {
 			}}
 			srv := httptest.NewServer(proxy)
 			defer srv.Close()
-			s := dialSource(t, srv.URL, Config{})
-			if _, _, err := s.FetchReceipts(context.Background(), h.Hash()); !errors.Is(err, ErrMismatch) {
+			s := dialSource(t, srv.URL, rl1.Config{})
+			if _, _, err := s.FetchReceipts(context.Background(), h.Hash()); !errors.Is(err, rl1.ErrMismatch) {
 				t.Fatalf("tampered receipts: %v", err)
 			}
 		})
@@ -239,8 +240,8 @@ func TestSourceRefusesReceiptsNotMatchingTheHeader(t *testing.T) {
 	}}
 	srv := httptest.NewServer(proxy)
 	defer srv.Close()
-	s := dialSource(t, srv.URL, Config{})
-	if _, err := s.HeaderByHash(context.Background(), other); !errors.Is(err, ErrMismatch) {
+	s := dialSource(t, srv.URL, rl1.Config{})
+	if _, err := s.HeaderByHash(context.Background(), other); !errors.Is(err, rl1.ErrMismatch) {
 		t.Fatalf("altered header: %v", err)
 	}
 }
@@ -255,7 +256,7 @@ func TestSourceCallsHaveDeadlines(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(release)
-	s := dialSource(t, srv.URL, Config{Timeout: 200 * time.Millisecond})
+	s := dialSource(t, srv.URL, rl1.Config{Timeout: 200 * time.Millisecond})
 	start := time.Now()
 	_, err := s.L1BlockRefByNumber(context.Background(), 1)
 	if !errors.Is(err, context.DeadlineExceeded) {
