@@ -16,7 +16,6 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/ethclient"
-	"github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/opkit/opkit/devnet"
 	"github.com/opkit/opkit/eth"
@@ -25,47 +24,11 @@ import (
 	"github.com/opkit/opkit/rollup/clock"
 	"github.com/opkit/opkit/rollup/derive"
 	"github.com/opkit/opkit/rollup/derive/derivetest"
+	rollupl1 "github.com/opkit/opkit/rollup/l1"
 )
 
 // rpcTimeout bounds every call the test's sources make.
 const rpcTimeout = 10 * time.Second
-
-// l1Client reads L1 over JSON-RPC.
-type l1Client struct{ c *ethclient.Client }
-
-func (l l1Client) ref(ctx context.Context, f func(context.Context) (*types.Header, error)) (eth.L1BlockRef, error) {
-	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
-	h, err := f(ctx)
-	if err != nil {
-		return eth.L1BlockRef{}, err
-	}
-	return eth.BlockRefFromHeader(h), nil
-}
-
-func (l l1Client) L1BlockRefByNumber(ctx context.Context, n uint64) (eth.L1BlockRef, error) {
-	return l.ref(ctx, func(ctx context.Context) (*types.Header, error) {
-		return l.c.HeaderByNumber(ctx, new(big.Int).SetUint64(n))
-	})
-}
-
-func (l l1Client) L1BlockRefByHash(ctx context.Context, h common.Hash) (eth.L1BlockRef, error) {
-	return l.ref(ctx, func(ctx context.Context) (*types.Header, error) { return l.c.HeaderByHash(ctx, h) })
-}
-
-func (l l1Client) FetchReceipts(ctx context.Context, h common.Hash) (*types.Header, types.Receipts, error) {
-	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
-	hd, err := l.c.HeaderByHash(ctx, h)
-	if err != nil {
-		return nil, nil, err
-	}
-	rs, err := l.c.BlockReceipts(ctx, rpc.BlockNumberOrHashWithHash(h, false))
-	if err != nil {
-		return nil, nil, err
-	}
-	return hd, rs, nil
-}
 
 // calldata is the batcher's calldata to the inbox, per block.
 type calldata struct {
@@ -306,9 +269,14 @@ func TestDeriveSequencedChain(t *testing.T) {
 		return true, nil
 	})
 
+	l1src, err := rollupl1.Dial(ctx, d.L1.HTTPEndpoint(), rollupl1.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l1src.Close()
 	m := &derivetest.Metrics{}
 	dv := derive.New(cfg, d.L1.ChainConfig(), derive.Deps{
-		L1: l1Client{l1}, Data: calldata{l1, cfg}, L2: l2Client{l2, cfg}, Log: log, Metrics: m,
+		L1: l1src, Data: calldata{l1, cfg}, L2: l2Client{l2, cfg}, Log: log, Metrics: m,
 	})
 	safe, err := (l2Client{l2, cfg}).L2BlockRefByNumber(ctx, 0)
 	if err != nil {
