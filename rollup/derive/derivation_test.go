@@ -236,3 +236,43 @@ func TestResetWalksBack(t *testing.T) {
 		t.Fatalf("derivation after a failed reset: %v, want a reset error", err)
 	}
 }
+
+// After the engine refuses a derived block, the rest of its channel is dropped: the node
+// builds the deposits-only replacement and derivation goes on from the next channel.
+func TestOnInvalidPayloadFlushes(t *testing.T) {
+	f := newFakeChain(t)
+	ctx := context.Background()
+	bs := batchesAfter(f.engine.safe, f.l1.Ref(0), 4, 2)
+	b1 := f.l1.Mine(12, nil)
+	f.data.Add(b1.Hash, testBatcher, txData(t, batch.Frame{ID: cid(1), Data: zlibChannel(t, bs[:3]...), IsLast: true}))
+	// The second channel repeats blocks 2..4 with other transactions.
+	var again []batch.Batch
+	for _, b := range bs[1:] {
+		c := *b.(*batch.SingularBatch)
+		c.Transactions = [][]byte{{0x02, 0xc1, 0x80 + c.Transactions[0][2]}}
+		again = append(again, &c)
+	}
+	f.data.Add(b1.Hash, testBatcher, txData(t, batch.Frame{ID: cid(2), Data: zlibChannel(t, again...), IsLast: true}))
+	var first *Attributes
+	for first == nil {
+		a, err := f.d.NextAttributes(ctx, f.engine.safe)
+		if err != nil && !errors.Is(err, ErrNotEnoughData) {
+			t.Fatal(err)
+		}
+		first = a
+	}
+	f.d.OnInvalidPayload()
+	// The replacement keeps only the deposits.
+	first.Payload.Transactions = first.Payload.Transactions[:1]
+	f.engine.apply(first)
+	f.engine.run(f.d)
+	// Blocks 2 and 3 of the first channel are gone; the second channel gives 2..4.
+	if len(f.engine.got) != 4 || f.metrics.Count("channel/"+DropChannelFlushed) != 1 {
+		t.Fatalf("%d blocks derived, counts %v: the rest of the first channel must be flushed", len(f.engine.got), f.metrics.Counts())
+	}
+	for i, a := range f.engine.got[1:] {
+		if a.DerivedFrom != b1 || len(a.Payload.Transactions) != 2 || a.Payload.Transactions[1][2] < 0x80 || a.Payload.Timestamp != 1004+2*uint64(i) {
+			t.Fatalf("block %d: %d txs at %d", i+2, len(a.Payload.Transactions), a.Payload.Timestamp)
+		}
+	}
+}
