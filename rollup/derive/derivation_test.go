@@ -276,3 +276,38 @@ func TestOnInvalidPayloadFlushes(t *testing.T) {
 		}
 	}
 }
+
+// An L1 reorg under the origin surfaces as a reset error; after a reset derivation reads
+// the new fork's batches.
+func TestL1ReorgResets(t *testing.T) {
+	f := newFakeChain(t)
+	ctx := context.Background()
+	genesis := f.engine.safe
+	b1 := f.l1.Mine(12, nil)
+	f.data.Add(b1.Hash, testBatcher, txData(t, batch.Frame{ID: cid(1), Data: zlibChannel(t, batchesAfter(genesis, f.l1.Ref(0), 2, 2)...), IsLast: true}))
+	f.engine.run(f.d)
+	if len(f.engine.got) != 2 {
+		t.Fatalf("%d blocks before the reorg", len(f.engine.got))
+	}
+	// L1 1 is replaced by a block holding a channel with three blocks.
+	f.l1.Rewind(0)
+	c1 := f.l1.Mine(12, nil, 0xf0)
+	f.l1.Mine(12, nil, 0xf0)
+	f.data.Add(c1.Hash, testBatcher, txData(t, batch.Frame{ID: cid(2), Data: zlibChannel(t, batchesAfter(genesis, f.l1.Ref(0), 3, 2)...), IsLast: true}))
+	var err error
+	for err == nil || errors.Is(err, ErrNotEnoughData) {
+		_, err = f.d.NextAttributes(ctx, f.engine.safe)
+	}
+	if !errors.Is(err, ErrReset) {
+		t.Fatalf("derivation over a reorged L1: %v, want a reset error", err)
+	}
+	// The node finds genesis to be the last safe block still on L1 and resets there.
+	f.engine.safe, f.engine.got = genesis, nil
+	if err := f.d.Reset(ctx, genesis); err != nil {
+		t.Fatal(err)
+	}
+	f.engine.run(f.d)
+	if len(f.engine.got) != 3 || f.engine.got[0].DerivedFrom != c1 {
+		t.Fatalf("%d blocks after the reset", len(f.engine.got))
+	}
+}
