@@ -37,7 +37,7 @@ func zlibChannel(t testing.TB, bs ...batch.Batch) []byte {
 // testEngine plays the execution client: every attributes' block becomes the safe head,
 // its hash fixed by parent and timestamp so batches can name parents in advance.
 type testEngine struct {
-	t    *testing.T
+	t    testing.TB
 	cfg  *rollup.Config
 	l2   *derivetest.L2
 	safe eth.L2BlockRef
