@@ -30,13 +30,16 @@ import (
 // rpcTimeout bounds every call the test's sources make.
 const rpcTimeout = 10 * time.Second
 
-// calldata is the batcher's calldata to the inbox, per block.
+// calldata is the batcher's calldata to the inbox, per block. It records the batcher
+// asked for at each L1 block.
 type calldata struct {
-	c   *ethclient.Client
-	cfg *rollup.Config
+	c     *ethclient.Client
+	cfg   *rollup.Config
+	asked map[uint64]common.Address
 }
 
 func (s calldata) TxData(ctx context.Context, ref eth.L1BlockRef, batcher common.Address) ([][]byte, error) {
+	s.asked[ref.Number] = batcher
 	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
 	b, err := s.c.BlockByHash(ctx, ref.Hash)
@@ -275,8 +278,9 @@ func TestDeriveSequencedChain(t *testing.T) {
 	}
 	defer l1src.Close()
 	m := &derivetest.Metrics{}
+	asked := map[uint64]common.Address{}
 	dv := derive.New(cfg, d.L1.ChainConfig(), derive.Deps{
-		L1: l1src, Data: calldata{l1, cfg}, L2: l2Client{l2, cfg}, Log: log, Metrics: m,
+		L1: l1src, Data: calldata{l1, cfg, asked}, L2: l2Client{l2, cfg}, Log: log, Metrics: m,
 	})
 	safe, err := (l2Client{l2, cfg}).L2BlockRefByNumber(ctx, 0)
 	if err != nil {
@@ -316,6 +320,29 @@ func TestDeriveSequencedChain(t *testing.T) {
 		if safe, err = cfg.L2BlockRef(want); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The SystemConfig on L1 names a new batcher: from that L1 block on, derivation reads
+	// the new one's data.
+	newBatcher := common.Address{0xba, 0x7c}
+	rcpt, err := d.L1.SetBatcher(ctx, newBatcher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := rcpt.BlockNumber.Uint64()
+	waitFor(t, time.Minute, "derivation past the batcher change", func() (bool, error) {
+		_, err := dv.NextAttributes(ctx, safe)
+		if errors.Is(err, io.EOF) || errors.Is(err, derive.ErrNotEnoughData) {
+			return dv.Origin().Number > changed, nil
+		}
+		return false, fmt.Errorf("derive: %v", err)
+	})
+	for n, b := range asked {
+		if want := map[bool]common.Address{true: newBatcher, false: batcher.Address}[n >= changed]; b != want {
+			t.Fatalf("L1 block %d read for batcher %s, want %s (changed at %d)", n, b, want, changed)
+		}
+	}
+	if asked[changed] != newBatcher {
+		t.Fatalf("L1 block %d of the change not read for the new batcher", changed)
 	}
 	if m.Count("data/"+derive.DropDataMalformed) != 1 || m.Count("batch/span/accept") != 1 || m.Count("batch/span_block/accept") != int(head) {
 		t.Fatalf("counts %v", m.Counts())
