@@ -24,7 +24,7 @@ type BatcherConfig struct {
 	// DA is calldata, blobs (the default), auto, or altda (an in-process DA server with a
 	// Pebble primary, generic commitments, failing over to blobs on a 503).
 	DA batcher.DAType
-	// MaxChannelDuration closes a channel this many L1 blocks after it opened; default 1,
+	// MaxChannelDuration closes a channel this many L1 blocks after it opened; default 2,
 	// so the safe head follows within a couple of L1 blocks.
 	MaxChannelDuration uint64
 	// PollInterval is how often the batcher reads the node's sync status; default 500ms.
@@ -96,7 +96,7 @@ func (d *Devnet) startBatcher(ctx context.Context) error {
 		bc.DA = batcher.DABlobs
 	}
 	if bc.MaxChannelDuration == 0 {
-		bc.MaxChannelDuration = 1
+		bc.MaxChannelDuration = 2
 	}
 	if bc.PollInterval == 0 {
 		bc.PollInterval = 500 * time.Millisecond
@@ -111,9 +111,9 @@ func (d *Devnet) startBatcher(ctx context.Context) error {
 		MaxChannelDuration: bc.MaxChannelDuration, SubSafetyMargin: 10, TargetNumFrames: 1,
 		MaxL1TxSize: 120_000, Compression: "zlib", NumConfirmations: 1,
 		ResubmissionTimeout: 24 * time.Second, NetworkTimeout: 10 * time.Second,
-		ReceiptInterval: 200 * time.Millisecond, PollInterval: bc.PollInterval, MaxPendingTx: 4,
+		ReceiptInterval: 200 * time.Millisecond, PollInterval: bc.PollInterval, MaxPendingTx: 1,
 		FeeLimitMultiplier: 5, WaitNodeSync: true,
-		RPCPort: bc.RPCPort, Log: d.cfg.Logger.With("system", "batcher"), Registry: bc.Registry,
+		RPCAddr: "127.0.0.1", RPCPort: bc.RPCPort, Log: d.cfg.Logger.With("system", "batcher"), Registry: bc.Registry,
 	}
 	if d.DAServer != nil {
 		cfg.AltDAServer = d.DAServer.URL()

@@ -21,6 +21,22 @@ import (
 	"github.com/opkit/opkit/devnet"
 )
 
+type (
+	Backend   = txmgr.Backend
+	Candidate = txmgr.Candidate
+	Config    = txmgr.Config
+	Fees      = txmgr.Fees
+	Manager   = txmgr.Manager
+)
+
+var (
+	New              = txmgr.New
+	NewSidecar       = txmgr.NewSidecar
+	Bump             = txmgr.Bump
+	Gas              = txmgr.Gas
+	ErrNonceConsumed = txmgr.ErrNonceConsumed
+)
+
 var inbox = common.HexToAddress("0xff00000000000000000000000000000000000901")
 
 type testL1 struct {

@@ -258,7 +258,8 @@ func TestSpanChannelOutFills(t *testing.T) {
 		var derived []SpanBatchElement
 		next := 0
 		for next < len(blocks) {
-			co, err := NewSpanChannelOut(ChannelOutConfig{TargetSize: target, Compression: algo, ChainID: testChainID, GenesisTime: testGenesis})
+			// Brotli at level 9: level 10's cost buys nothing this test looks at.
+			co, err := NewSpanChannelOut(ChannelOutConfig{TargetSize: target, Compression: algo, Level: 9, ChainID: testChainID, GenesisTime: testGenesis})
 			if err != nil {
 				t.Fatal(err)
 			}
