@@ -160,10 +160,26 @@ func TestDeriveSequencedChain(t *testing.T) {
 		}
 		userTxs = append(userTxs, tx.Hash())
 	}
+	// A user deposit and a gas limit change on L1: the sequencer takes both in at their
+	// epoch, and derivation must make the same blocks from them.
+	rDep, err := d.L1.BridgeETH(ctx, user, big.NewInt(1e18))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const newGasLimit = 50_000_000
+	rGas, err := d.L1.SetGasLimit(ctx, newGasLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := max(rDep.BlockNumber.Uint64(), rGas.BlockNumber.Uint64())
 	const minBlocks = 16
-	waitFor(t, time.Minute, "the L2 chain and the user transactions", func() (bool, error) {
-		n, err := l2.BlockNumber(ctx)
-		if err != nil || n < minBlocks {
+	waitFor(t, time.Minute, "the L2 chain past the L1 events and the user transactions", func() (bool, error) {
+		b, err := l2.BlockByNumber(ctx, nil)
+		if err != nil || b.NumberU64() < minBlocks {
+			return false, err
+		}
+		ref, err := cfg.L2BlockRef(b)
+		if err != nil || ref.L1Origin.Number <= events {
 			return false, err
 		}
 		_, err = l2.TransactionReceipt(ctx, userTxs[len(userTxs)-1])
@@ -343,6 +359,18 @@ func TestDeriveSequencedChain(t *testing.T) {
 	}
 	if asked[changed] != newBatcher {
 		t.Fatalf("L1 block %d of the change not read for the new batcher", changed)
+	}
+	var deposits, newLimit int
+	for _, b := range blocks {
+		if txs := b.Transactions(); len(txs) > 1 && txs[1].Type() == types.DepositTxType {
+			deposits++
+		}
+		if b.GasLimit() == newGasLimit {
+			newLimit++
+		}
+	}
+	if deposits != 1 || newLimit == 0 {
+		t.Fatalf("%d blocks with a user deposit, %d with the new gas limit: the L1 events did not reach the compared blocks", deposits, newLimit)
 	}
 	if m.Count("data/"+derive.DropDataMalformed) != 1 || m.Count("batch/span/accept") != 1 || m.Count("batch/span_block/accept") != int(head) {
 		t.Fatalf("counts %v", m.Counts())
