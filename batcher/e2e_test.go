@@ -8,11 +8,13 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/rpc"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/opkit/opkit/altda/store/pebblestore"
 	"github.com/opkit/opkit/batcher"
+	"github.com/opkit/opkit/devnet"
 )
 
 // metric sums the samples of a family whose labels include every given pair.
@@ -370,4 +372,80 @@ func TestAltDAServerKilledAndRestarted(t *testing.T) {
 	}
 	st, _ = e.syncStatus(ctx)
 	e.waitSafe(ctx, st.UnsafeL2.Number)
+}
+
+// An L1 reorg drops the block holding the last batch transaction, and the transaction
+// does not come back (its nonce is taken by another on the new branch): the node goes
+// back and derives again, and the batcher posts the lost blocks again; the safe head
+// reaches the unsafe head.
+func TestL1ReorgDropsBatchAndItIsPostedAgain(t *testing.T) {
+	e := startEnv(t)
+	ctx := testCtx(t, 120*time.Second)
+	e.waitL2(ctx, 3)
+	e.startBatcher(e.config(batcher.DACalldata))
+	e.waitSafe(ctx, 3)
+	// Cut the batcher off L1, then let the pool drain into blocks.
+	e.proxy.down.Store(true)
+	batcherAddr := e.rcfg.Genesis.SystemConfig.BatcherAddr
+	for {
+		pending, err := e.l1.PendingNonceAt(ctx, batcherAddr)
+		mined, err2 := e.l1.NonceAt(ctx, batcherAddr, nil)
+		if err == nil && err2 == nil && pending == mined {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("batcher transactions stayed pending")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	e.waitSafe(ctx, 3)
+	posted, err := e.scanL1(ctx)
+	if err != nil || len(posted) == 0 {
+		t.Fatalf("scan: %v (%d txs)", err, len(posted))
+	}
+	last := posted[len(posted)-1].block
+	e.feedMu.Lock()
+	parent := e.l1node.Backend().BlockChain().GetHeaderByNumber(last - 1)
+	dropped := e.l1node.Backend().BlockChain().GetBlockByNumber(last)
+	var lost *types.Transaction
+	for _, tx := range dropped.Transactions() {
+		if tx.To() != nil && *tx.To() == e.rcfg.BatchInboxAddress {
+			lost = tx
+		}
+	}
+	if err := e.l1node.Reorg(parent.Hash()); err != nil {
+		e.feedMu.Unlock()
+		t.Fatal(err)
+	}
+	// Take the lost transaction's nonce on the new branch, so it cannot be mined again.
+	key := devnet.DevAccounts(2)[1].Key
+	signer := types.LatestSignerForChainID(e.rcfg.L1ChainID)
+	to := common.Address{0x99}
+	taker := types.MustSignNewTx(key, signer, &types.DynamicFeeTx{
+		ChainID: e.rcfg.L1ChainID, Nonce: lost.Nonce(), GasTipCap: new(big.Int).Mul(lost.GasTipCap(), big.NewInt(3)),
+		GasFeeCap: new(big.Int).Mul(lost.GasFeeCap(), big.NewInt(3)), Gas: 21_000, To: &to,
+	})
+	if err := e.l1.SendTransaction(ctx, taker); err != nil {
+		e.feedMu.Unlock()
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := e.l1node.Mine(); err != nil {
+			e.feedMu.Unlock()
+			t.Fatal(err)
+		}
+	}
+	e.feedMu.Unlock()
+	if _, err := e.l1.TransactionReceipt(ctx, lost.Hash()); err == nil {
+		t.Fatal("the dropped batch transaction was mined again")
+	}
+	e.proxy.down.Store(false)
+	st, err := e.syncStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitSafe(ctx, st.UnsafeL2.Number)
+	// The canonical L1 carries every block again, including those of the lost one.
+	e.waitPosted(ctx, st.UnsafeL2.Number)
 }

@@ -133,6 +133,34 @@ type env struct {
 
 	scanMu sync.Mutex
 	scans  map[common.Hash][]postedTx // per L1 block, so rescans read only new blocks
+
+	feedMu sync.Mutex // held while L1 blocks must not be sealed
+}
+
+// l1Period is how often the test L1 seals a block.
+const l1Period = 500 * time.Millisecond
+
+// startFeed seals an L1 block every l1Period, except while feedMu is held.
+func (e *env) startFeed() {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(l1Period)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			e.feedMu.Lock()
+			if _, err := e.l1node.Mine(); err != nil {
+				e.t.Logf("seal L1 block: %v", err)
+			}
+			e.feedMu.Unlock()
+		}
+	}()
+	e.t.Cleanup(func() { close(stop); <-done })
 }
 
 func startEnv(t *testing.T) *env {
@@ -141,12 +169,13 @@ func startEnv(t *testing.T) *env {
 	defer cancel()
 	log := quietLog()
 	e := &env{t: t, scans: map[common.Hash][]postedTx{}}
-	l1n, err := devnet.StartL1(devnet.L1Config{BlockTime: 500 * time.Millisecond, Logger: log.With("system", "l1")})
+	l1n, err := devnet.StartL1(devnet.L1Config{Logger: log.With("system", "l1")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = l1n.Close() })
 	e.l1node = l1n
+	e.startFeed()
 	g, rcfg, err := devnet.PlanL2(devnet.ChainPlan{L1Origin: l1n.Backend().BlockChain().Genesis().Header(),
 		L1ChainID: l1n.ChainConfig().ChainID.Uint64(), BlockTime: 1})
 	if err != nil {
