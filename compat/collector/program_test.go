@@ -201,8 +201,8 @@ func TestOpProgramChecksClaimFromCollector(t *testing.T) {
 	defer srv.Close(context.Background())
 
 	const (
-		n     = 8  // the disputed block
-		k     = 3  // the agreed output is at n-k
+		n     = 8   // the disputed block
+		k     = 3   // the agreed output is at n-k
 		after = 135 // blocks past n, beyond the execution client's ~128 states
 	)
 	load := devnet.NewLoad(miner, devnet.LoadConfig{TxsPerBlock: 16, Seed: 31})
@@ -248,9 +248,6 @@ func TestOpProgramChecksClaimFromCollector(t *testing.T) {
 	agreed, claimed := output(n-k), output(n)
 	// The execution client no longer has the agreed state.
 	var bal hexutil.Big
-	if err := col.CallContext(ctx, &bal, "eth_chainId"); err != nil {
-		t.Fatal(err)
-	}
 	el, err := rpc.DialContext(ctx, l2.HTTPEndpoint())
 	if err != nil {
 		t.Fatal(err)
