@@ -693,25 +693,8 @@ func (b *Batcher) throttle(ctx context.Context) {
 	if tc.LowerThreshold == 0 || b.throttleOff {
 		return
 	}
-	pending := uint64(b.chans.PendingBytes())
-	intensity := 0.0
-	switch {
-	case pending >= tc.UpperThreshold && tc.UpperThreshold > tc.LowerThreshold:
-		intensity = 1
-	case pending > tc.LowerThreshold && tc.UpperThreshold > tc.LowerThreshold:
-		intensity = float64(pending-tc.LowerThreshold) / float64(tc.UpperThreshold-tc.LowerThreshold)
-	case pending > tc.LowerThreshold:
-		intensity = 1
-	}
+	intensity, want := throttleLimits(tc, uint64(b.chans.PendingBytes()))
 	b.met.throttleIntensity.Set(intensity)
-	lerp := func(upper, lower uint64) uint64 {
-		return upper - uint64(intensity*float64(upper-min(lower, upper)))
-	}
-	txSize := uint64(0) // no per-transaction limit while not throttling
-	if intensity > 0 {
-		txSize = lerp(tc.TxSizeUpperLimit, tc.TxSizeLowerLimit)
-	}
-	want := [2]uint64{txSize, lerp(tc.BlockSizeUpperLimit, tc.BlockSizeLowerLimit)}
 	if b.throttleSet && want == b.lastThrottle {
 		return
 	}
@@ -732,6 +715,28 @@ func (b *Batcher) throttle(ctx context.Context) {
 	}
 	b.lastThrottle, b.throttleSet = want, true
 	b.log.Debug("throttle set", "intensity", intensity, "max_tx_size", want[0], "max_block_size", want[1])
+}
+
+// throttleLimits is the linear throttle: intensity 0 below the lower threshold, 1 at the
+// upper one, and the per-transaction and per-block DA limits it asks for (a zero
+// transaction limit is no limit).
+func throttleLimits(tc ThrottleConfig, pending uint64) (float64, [2]uint64) {
+	intensity := 0.0
+	switch {
+	case pending <= tc.LowerThreshold:
+	case tc.UpperThreshold <= tc.LowerThreshold || pending >= tc.UpperThreshold:
+		intensity = 1
+	default:
+		intensity = float64(pending-tc.LowerThreshold) / float64(tc.UpperThreshold-tc.LowerThreshold)
+	}
+	lerp := func(upper, lower uint64) uint64 {
+		return upper - uint64(intensity*float64(upper-min(lower, upper)))
+	}
+	txSize := uint64(0)
+	if intensity > 0 {
+		txSize = lerp(tc.TxSizeUpperLimit, tc.TxSizeLowerLimit)
+	}
+	return intensity, [2]uint64{txSize, lerp(tc.BlockSizeUpperLimit, tc.BlockSizeLowerLimit)}
 }
 
 // adminAPI serves admin_startBatcher, admin_stopBatcher and admin_flushBatcher.

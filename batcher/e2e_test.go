@@ -9,6 +9,7 @@ import (
 	"github.com/ethereum/go-ethereum/rpc"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/opkit/opkit/altda/store/pebblestore"
 	"github.com/opkit/opkit/batcher"
 )
 
@@ -294,4 +295,72 @@ func TestRestartResumes(t *testing.T) {
 	cfg.WaitNodeSync = true
 	e.startBatcher(cfg)
 	e.waitPosted(ctx, head+3)
+}
+
+// The L1 RPC refuses every call for a while: sends and polls fail and are retried, and
+// once it is back every block reaches L1.
+func TestL1OutageRecovers(t *testing.T) {
+	e := startEnv(t)
+	ctx := testCtx(t, 90*time.Second)
+	e.waitL2(ctx, 2)
+	cfg, reg := withRegistry(e.config(batcher.DACalldata))
+	e.startBatcher(cfg)
+	e.waitPosted(ctx, 2)
+	e.proxy.down.Store(true)
+	before := metric(t, reg, "opkit_batcher_txs_confirmed_total")
+	head, _ := e.l2.BlockNumber(ctx)
+	e.waitL2(ctx, head+3)
+	if metric(t, reg, "opkit_batcher_txs_confirmed_total") != before {
+		t.Fatal("a transaction was confirmed while the L1 RPC was down")
+	}
+	e.proxy.down.Store(false)
+	e.waitPosted(ctx, head+3)
+}
+
+// The DA server is killed: PUTs are refused, the channel fails over to Ethereum after
+// the retries; the server comes back on the same address and store, and once
+// --altda.retry-after has passed AltDA carries blocks again.
+func TestAltDAServerKilledAndRestarted(t *testing.T) {
+	e := startEnv(t)
+	dir := t.TempDir()
+	primary, err := pebblestore.Open(dir + "/primary")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.startDAWith(false, "127.0.0.1:0", primary, dir+"/repair")
+	addr := strings.TrimPrefix(e.da.URL(), "http://")
+	ctx := testCtx(t, 120*time.Second)
+	e.waitL2(ctx, 2)
+	cfg, reg := withRegistry(e.config(batcher.DAAltDA))
+	e.startBatcher(cfg)
+	e.waitPosted(ctx, 2)
+	if err := e.da.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	head, _ := e.l2.BlockNumber(ctx)
+	e.waitL2(ctx, head+2)
+	for metric(t, reg, "opkit_batcher_altda_failovers_total", "reason", "server_errors") < 1 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("no failover while the DA server was down")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	primary, err = pebblestore.Open(dir + "/primary")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.startDAWith(false, addr, primary, dir+"/repair")
+	okBefore := metric(t, reg, "opkit_batcher_altda_puts_total", "outcome", "ok")
+	for {
+		head, _ := e.l2.BlockNumber(ctx)
+		e.waitL2(ctx, head+1)
+		e.waitPosted(ctx, head+1)
+		if metric(t, reg, "opkit_batcher_altda_puts_total", "outcome", "ok") > okBefore {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("AltDA did not resume after the restart")
+		}
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,9 +47,10 @@ func quietLog() *slog.Logger {
 // recordingProxy forwards JSON-RPC to the real L1 and keeps every raw transaction it
 // relays, so blob contents (which blocks do not carry) can be checked after inclusion.
 type recordingProxy struct {
-	srv *httptest.Server
-	mu  sync.Mutex
-	raw map[common.Hash]*types.Transaction
+	srv  *httptest.Server
+	down atomic.Bool // answer every request with 503, as an L1 RPC outage
+	mu   sync.Mutex
+	raw  map[common.Hash]*types.Transaction
 }
 
 func newRecordingProxy(t *testing.T, target string) *recordingProxy {
@@ -59,6 +61,10 @@ func newRecordingProxy(t *testing.T, target string) *recordingProxy {
 	p := &recordingProxy{raw: map[common.Hash]*types.Transaction{}}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p.down.Load() {
+			http.Error(w, "L1 down", http.StatusServiceUnavailable)
+			return
+		}
 		body, err := io.ReadAll(io.LimitReader(r.Body, 16<<20))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -144,10 +150,14 @@ func startEnv(t *testing.T) *env {
 // startDA starts an in-process opkit da-server with a memory primary and a memory
 // secondary, fault injection enabled.
 func (e *env) startDA(generic bool) {
+	e.startDAWith(generic, "127.0.0.1:0", store.NewMemory(), e.t.TempDir())
+}
+
+func (e *env) startDAWith(generic bool, addr string, primary store.Store, repairDir string) {
 	t := e.t
 	srv, err := server.New(server.Config{
-		Addr: "127.0.0.1:0", Primary: store.NewMemory(), Secondaries: []store.Store{store.NewMemory()},
-		RepairDir: t.TempDir(), FaultsAdmin: true, GenericCommitment: generic, DALayerByte: 0xff,
+		Addr: addr, Primary: primary, Secondaries: []store.Store{store.NewMemory()},
+		RepairDir: repairDir, FaultsAdmin: true, GenericCommitment: generic, DALayerByte: 0xff,
 		ProbeInterval: 100 * time.Millisecond, Logger: quietLog(), Registry: prometheus.NewRegistry(),
 		// A short cooldown keeps the 503s' retry_after, and so the test, short.
 		Breaker: breaker.Config{Cooldown: time.Second},

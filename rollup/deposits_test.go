@@ -112,7 +112,10 @@ func FuzzUnmarshalDepositLog(f *testing.F) {
 		if dep.To == nil && data[64+72] != 1 {
 			return
 		}
-		if !bytes.Equal(back.Data, data) {
+		// Padding after the payload is not checked (op-node does not either), so compare
+		// the words up to the payload's end.
+		n := 64 + depositV0FixedLen + len(dep.Data)
+		if !bytes.Equal(back.Data[:n], data[:n]) {
 			t.Fatalf("re-encoded data differs:\n%x\n%x", back.Data, data)
 		}
 	})

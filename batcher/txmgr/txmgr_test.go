@@ -1,4 +1,4 @@
-package txmgr
+package txmgr_test
 
 import (
 	"context"
@@ -17,7 +17,24 @@ import (
 	"github.com/ethereum/go-ethereum/ethclient"
 	"github.com/ethereum/go-ethereum/params"
 
+	"github.com/opkit/opkit/batcher/txmgr"
 	"github.com/opkit/opkit/devnet"
+)
+
+type (
+	Backend   = txmgr.Backend
+	Candidate = txmgr.Candidate
+	Config    = txmgr.Config
+	Fees      = txmgr.Fees
+	Manager   = txmgr.Manager
+)
+
+var (
+	New              = txmgr.New
+	NewSidecar       = txmgr.NewSidecar
+	Bump             = txmgr.Bump
+	Gas              = txmgr.Gas
+	ErrNonceConsumed = txmgr.ErrNonceConsumed
 )
 
 var inbox = common.HexToAddress("0xff00000000000000000000000000000000000901")
@@ -51,9 +68,9 @@ func testLog() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-func newManager(t *testing.T, b Backend, l1 *devnet.L1, mod func(*Config)) *Manager {
+func newManager(t *testing.T, b txmgr.Backend, l1 *devnet.L1, mod func(*txmgr.Config)) *txmgr.Manager {
 	t.Helper()
-	cfg := Config{
+	cfg := txmgr.Config{
 		ChainID: l1.ChainConfig().ChainID, Key: l1.Accounts()[1].Key,
 		NumConfirmations: 1, ResubmissionTimeout: 2 * time.Second, NetworkTimeout: 5 * time.Second,
 		ReceiptQueryInterval: 20 * time.Millisecond, RetryInterval: 20 * time.Millisecond, Log: testLog(),
@@ -61,7 +78,7 @@ func newManager(t *testing.T, b Backend, l1 *devnet.L1, mod func(*Config)) *Mana
 	if mod != nil {
 		mod(&cfg)
 	}
-	m, err := New(b, cfg)
+	m, err := txmgr.New(b, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,10 +93,10 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 
 func TestSendCalldataReachesDepth(t *testing.T) {
 	l1 := startL1(t, 100*time.Millisecond)
-	m := newManager(t, l1.client, l1.L1, func(c *Config) { c.NumConfirmations = 3 })
+	m := newManager(t, l1.client, l1.L1, func(c *txmgr.Config) { c.NumConfirmations = 3 })
 	ctx := ctxT(t, 30*time.Second)
 	data := []byte{0, 1, 2, 3}
-	r, err := m.Send(ctx, Candidate{To: inbox, Data: data})
+	r, err := m.Send(ctx, txmgr.Candidate{To: inbox, Data: data})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +115,7 @@ func TestSendCalldataReachesDepth(t *testing.T) {
 		t.Fatal("mined transaction carries other data")
 	}
 	// Sequential sends use consecutive nonces.
-	r2, err := m.Send(ctx, Candidate{To: inbox, Data: data})
+	r2, err := m.Send(ctx, txmgr.Candidate{To: inbox, Data: data})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,11 +132,11 @@ func TestSendBlobsWithCellProofs(t *testing.T) {
 	blobs := make([]kzg4844.Blob, 2)
 	blobs[0][1] = 7
 	blobs[1][100] = 9
-	sc, err := NewSidecar(blobs)
+	sc, err := txmgr.NewSidecar(blobs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := m.Send(ctx, Candidate{To: inbox, Sidecar: sc})
+	r, err := m.Send(ctx, txmgr.Candidate{To: inbox, Sidecar: sc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +183,7 @@ func TestStuckLowFeeTransactionIsReplaced(t *testing.T) {
 		t.Fatal("the underpriced transaction was mined")
 	}
 	m := newManager(t, l1.client, l1.L1, nil)
-	r, err := m.Send(ctx, Candidate{To: inbox, Data: []byte{0, 42}})
+	r, err := m.Send(ctx, txmgr.Candidate{To: inbox, Data: []byte{0, 42}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +198,7 @@ func TestStuckLowFeeTransactionIsReplaced(t *testing.T) {
 
 // faultyL1 wraps the real L1 client and injects faults.
 type faultyL1 struct {
-	Backend
+	txmgr.Backend
 	dropSends    atomic.Int32 // SendTransaction reports success without sending, this many times
 	failReceipts atomic.Int32 // TransactionReceipt fails this many times
 	mu           sync.Mutex
@@ -219,9 +236,9 @@ func TestLostTransactionIsResubmittedWithBumpedFees(t *testing.T) {
 	f := &faultyL1{Backend: l1.client}
 	f.dropSends.Store(1)
 	f.failReceipts.Store(3)
-	m := newManager(t, f, l1.L1, func(c *Config) { c.ResubmissionTimeout = 300 * time.Millisecond })
+	m := newManager(t, f, l1.L1, func(c *txmgr.Config) { c.ResubmissionTimeout = 300 * time.Millisecond })
 	ctx := ctxT(t, 30*time.Second)
-	r, err := m.Send(ctx, Candidate{To: inbox, Data: []byte{0, 1}})
+	r, err := m.Send(ctx, txmgr.Candidate{To: inbox, Data: []byte{0, 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,18 +263,18 @@ func TestLostTransactionIsResubmittedWithBumpedFees(t *testing.T) {
 }
 
 // Another transaction takes the nonce while ours is lost: the send fails with
-// ErrNonceConsumed and the next send reads the nonce again.
+// txmgr.ErrNonceConsumed and the next send reads the nonce again.
 func TestNonceTakenByAnotherTransaction(t *testing.T) {
 	l1 := startL1(t, 100*time.Millisecond)
 	f := &faultyL1{Backend: l1.client}
 	f.dropSends.Store(1 << 20)
-	m := newManager(t, f, l1.L1, func(c *Config) { c.ResubmissionTimeout = time.Hour })
+	m := newManager(t, f, l1.L1, func(c *txmgr.Config) { c.ResubmissionTimeout = time.Hour })
 	ctx := ctxT(t, 30*time.Second)
 	acct := l1.Accounts()[1]
 	nonce, _ := l1.client.NonceAt(ctx, acct.Address, nil)
 	errc := make(chan error, 1)
 	go func() {
-		_, err := m.Send(ctx, Candidate{To: inbox, Data: []byte{0, 1}})
+		_, err := m.Send(ctx, txmgr.Candidate{To: inbox, Data: []byte{0, 1}})
 		errc <- err
 	}()
 	signer := types.LatestSignerForChainID(l1.ChainConfig().ChainID)
@@ -268,11 +285,11 @@ func TestNonceTakenByAnotherTransaction(t *testing.T) {
 	if err := l1.client.SendTransaction(ctx, other); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-errc; !errors.Is(err, ErrNonceConsumed) {
+	if err := <-errc; !errors.Is(err, txmgr.ErrNonceConsumed) {
 		t.Fatalf("send ended with %v", err)
 	}
 	f.dropSends.Store(0)
-	r, err := m.Send(ctx, Candidate{To: inbox, Data: []byte{0, 2}})
+	r, err := m.Send(ctx, txmgr.Candidate{To: inbox, Data: []byte{0, 2}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +303,7 @@ func TestNonceTakenByAnotherTransaction(t *testing.T) {
 // the receipt returned is from the canonical chain.
 func TestReorgBeforeDepthWaitsForTheNewInclusion(t *testing.T) {
 	l1 := startL1(t, 0)
-	m := newManager(t, l1.client, l1.L1, func(c *Config) { c.NumConfirmations = 3 })
+	m := newManager(t, l1.client, l1.L1, func(c *txmgr.Config) { c.NumConfirmations = 3 })
 	ctx := ctxT(t, 30*time.Second)
 	base := l1.Head()
 	type result struct {
@@ -295,7 +312,7 @@ func TestReorgBeforeDepthWaitsForTheNewInclusion(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		r, err := m.Send(ctx, Candidate{To: inbox, Data: []byte{0, 3}})
+		r, err := m.Send(ctx, txmgr.Candidate{To: inbox, Data: []byte{0, 3}})
 		done <- result{r, err}
 	}()
 	// Wait until the transaction is in the pool, then mine it into block base+1.
@@ -340,25 +357,25 @@ func TestReorgBeforeDepthWaitsForTheNewInclusion(t *testing.T) {
 }
 
 func TestBumpRules(t *testing.T) {
-	old := Fees{TipCap: big.NewInt(100), FeeCap: big.NewInt(1000)}
-	est := Fees{TipCap: big.NewInt(1), FeeCap: big.NewInt(2)}
-	b := Bump(old, est)
+	old := txmgr.Fees{TipCap: big.NewInt(100), FeeCap: big.NewInt(1000)}
+	est := txmgr.Fees{TipCap: big.NewInt(1), FeeCap: big.NewInt(2)}
+	b := txmgr.Bump(old, est)
 	if b.TipCap.Int64() != 110 || b.FeeCap.Int64() != 1100 {
 		t.Fatalf("calldata bump %v/%v", b.TipCap, b.FeeCap)
 	}
 	old.BlobFeeCap = big.NewInt(50)
 	est.BlobFeeCap = big.NewInt(1)
-	b = Bump(old, est)
+	b = txmgr.Bump(old, est)
 	if b.TipCap.Int64() != 200 || b.FeeCap.Int64() != 2000 || b.BlobFeeCap.Int64() != 100 {
 		t.Fatalf("blob bump %v/%v/%v", b.TipCap, b.FeeCap, b.BlobFeeCap)
 	}
-	est = Fees{TipCap: big.NewInt(500), FeeCap: big.NewInt(5000), BlobFeeCap: big.NewInt(1000)}
-	b = Bump(old, est)
+	est = txmgr.Fees{TipCap: big.NewInt(500), FeeCap: big.NewInt(5000), BlobFeeCap: big.NewInt(1000)}
+	b = txmgr.Bump(old, est)
 	if b.TipCap.Int64() != 500 || b.FeeCap.Int64() != 5000 || b.BlobFeeCap.Int64() != 1000 {
 		t.Fatalf("estimate above the bump not taken: %v/%v/%v", b.TipCap, b.FeeCap, b.BlobFeeCap)
 	}
 	// Rounding up: 10% of 15 is 1.5, the replacement must pay 17.
-	b = Bump(Fees{TipCap: big.NewInt(15), FeeCap: big.NewInt(15)}, Fees{TipCap: big.NewInt(0), FeeCap: big.NewInt(0)})
+	b = txmgr.Bump(txmgr.Fees{TipCap: big.NewInt(15), FeeCap: big.NewInt(15)}, txmgr.Fees{TipCap: big.NewInt(0), FeeCap: big.NewInt(0)})
 	if b.TipCap.Int64() != 17 {
 		t.Fatalf("tip %v", b.TipCap)
 	}
@@ -369,7 +386,7 @@ func TestGasCoversTheCalldataFloor(t *testing.T) {
 	for i := range data {
 		data[i] = 1
 	}
-	g, err := Gas(data)
+	g, err := txmgr.Gas(data)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,6 +53,10 @@ var (
 // behind op-batcher's shadow compressor) with blocks until each is full, as the
 // batcher's channel builder does, and returns the channel IDs it picked.
 func runOp(t testing.TB, blocks []*types.Block, span bool, c codec, target uint64, frameSize int) (channelRun, []derive.ChannelID) {
+	return runOpMax(t, blocks, span, c, target, frameSize, 0)
+}
+
+func runOpMax(t testing.TB, blocks []*types.Block, span bool, c codec, target uint64, frameSize, maxPerSpan int) (channelRun, []derive.ChannelID) {
 	cfg := opConfig()
 	spec := oprollup.NewChainSpec(cfg)
 	var run channelRun
@@ -62,7 +66,7 @@ func runOp(t testing.TB, blocks []*types.Block, span bool, c codec, target uint6
 		var co derive.ChannelOut
 		var err error
 		if span {
-			co, err = derive.NewSpanChannelOut(target, c.op(), spec)
+			co, err = derive.NewSpanChannelOut(target, c.op(), spec, derive.WithMaxBlocksPerSpanBatch(maxPerSpan))
 		} else {
 			var comp derive.Compressor
 			comp, err = compressor.NewShadowCompressor(compressor.Config{TargetOutputSize: target, CompressionAlgo: c.op()})
@@ -110,10 +114,15 @@ func runOp(t testing.TB, blocks []*types.Block, span bool, c codec, target uint6
 }
 
 func runOpkit(t testing.TB, blocks []*types.Block, span bool, c codec, target uint64, frameSize int, ids []derive.ChannelID) channelRun {
+	return runOpkitMax(t, blocks, span, c, target, frameSize, ids, 0)
+}
+
+func runOpkitMax(t testing.TB, blocks []*types.Block, span bool, c codec, target uint64, frameSize int, ids []derive.ChannelID, maxPerSpan int) channelRun {
 	var run channelRun
 	next := 0
 	for ch := 0; next < len(blocks); ch++ {
-		cfg := batch.ChannelOutConfig{TargetSize: target, Compression: c.algo, Level: c.level, ChainID: chainID, GenesisTime: genesisTime}
+		cfg := batch.ChannelOutConfig{TargetSize: target, Compression: c.algo, Level: c.level, ChainID: chainID, GenesisTime: genesisTime,
+			MaxBlocksPerSpanBatch: maxPerSpan}
 		if ch < len(ids) {
 			cfg.ID = batch.ChannelID(ids[ch])
 		}
@@ -205,6 +214,17 @@ func TestChannelOutMatchesOpBatcher(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// TestMaxBlocksPerSpanBatchMatchesOpBatcher: several span batches per channel.
+func TestMaxBlocksPerSpanBatchMatchesOpBatcher(t *testing.T) {
+	g := batchtest.New(6, chainID)
+	blocks := g.Blocks(batchtest.Chain{GenesisTime: genesisTime, BlockTime: blockTime, L1Start: 2, MaxTxs: 6}, 30)
+	for _, target := range []uint64{2_000, 1 << 20} {
+		op, ids := runOpMax(t, blocks, true, zlib9, target, 3_000, 4)
+		ok := runOpkitMax(t, blocks, true, zlib9, target, 3_000, ids, 4)
+		compareRuns(t, op, ok, true)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"math/big"
 
 	"github.com/ethereum/go-ethereum/core/types"
-	"github.com/ethereum/go-ethereum/rlp"
 
 	"github.com/opkit/opkit/rollup"
 )
@@ -128,6 +127,19 @@ func rlpStringHeaderLen(n int) int {
 	return 1 + (bitLen(uint64(n))+7)/8
 }
 
+// appendRLPStringHeader appends the header of a string of n > 1 bytes.
+func appendRLPStringHeader(out []byte, n int) []byte {
+	if n < 56 {
+		return append(out, 0x80+byte(n))
+	}
+	k := (bitLen(uint64(n)) + 7) / 8
+	out = append(out, 0xB7+byte(k))
+	for i := k - 1; i >= 0; i-- {
+		out = append(out, byte(n>>(8*i)))
+	}
+	return out
+}
+
 func bitLen(v uint64) int {
 	n := 0
 	for ; v != 0; v >>= 1 {
@@ -217,15 +229,13 @@ func (c *SpanChannelOut) rlpLen() int {
 func (c *SpanChannelOut) rlp() ([]byte, error) {
 	out := append(c.scratch[:0], c.sealed...)
 	if c.span.Len() > 0 {
-		typed, err := c.span.Raw().AppendBinary(nil)
-		if err != nil {
+		// The entry is an RLP string around the typed encoding; writing the header from
+		// the known length saves encoding into a second buffer.
+		out = appendRLPStringHeader(out, c.span.WireLen())
+		var err error
+		if out, err = c.span.Raw().AppendBinary(out); err != nil {
 			return nil, err
 		}
-		enc, err := rlp.EncodeToBytes(typed)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, enc...)
 	}
 	c.scratch = out
 	return out, nil

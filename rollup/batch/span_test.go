@@ -7,8 +7,10 @@ import (
 	"math/big"
 	"testing"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
+	"github.com/opkit/opkit/eth"
 	"github.com/opkit/opkit/rollup/batch/batchtest"
 )
 
@@ -251,12 +253,13 @@ func TestSpanChannelOutFills(t *testing.T) {
 		g := batchtest.New(11, testChainID)
 		c := testChain()
 		c.MaxTxs = 20
-		blocks := g.Blocks(c, 120)
+		blocks := g.Blocks(c, 50)
 		const target = 20_000
 		var derived []SpanBatchElement
 		next := 0
 		for next < len(blocks) {
-			co, err := NewSpanChannelOut(ChannelOutConfig{TargetSize: target, Compression: algo, ChainID: testChainID, GenesisTime: testGenesis})
+			// Brotli at level 9: level 10's cost buys nothing this test looks at.
+			co, err := NewSpanChannelOut(ChannelOutConfig{TargetSize: target, Compression: algo, Level: 9, ChainID: testChainID, GenesisTime: testGenesis})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -367,5 +370,23 @@ func TestChannelOutFrameRules(t *testing.T) {
 	frames := drainFrames(t, co, FrameOverhead+100)
 	if want := (ready + 99) / 100; len(frames) != want {
 		t.Fatalf("%d frames for %d bytes, want %d", len(frames), ready, want)
+	}
+}
+
+func TestSpanSingularBatches(t *testing.T) {
+	s := &SpanBatch{Elements: []SpanBatchElement{{EpochNum: 5, Timestamp: 10}, {EpochNum: 5, Timestamp: 12}, {EpochNum: 6, Timestamp: 14}, {EpochNum: 7, Timestamp: 16}}}
+	origins := []eth.L1BlockRef{{Number: 4, Hash: common.Hash{4}}, {Number: 5, Hash: common.Hash{5}}, {Number: 6, Hash: common.Hash{6}}, {Number: 7, Hash: common.Hash{7}}}
+	got, err := s.SingularBatches(origins, eth.L2BlockRef{Time: 10, L1Origin: eth.BlockID{Number: 5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].Timestamp != 12 || got[0].EpochHash != (common.Hash{5}) || got[2].EpochHash != (common.Hash{7}) {
+		t.Fatalf("got %+v", got)
+	}
+	if _, err := s.SingularBatches(origins[:3], eth.L2BlockRef{Time: 10, L1Origin: eth.BlockID{Number: 5}}); err == nil {
+		t.Fatal("missing origin accepted")
+	}
+	if _, err := s.SingularBatches(origins, eth.L2BlockRef{Time: 10, L1Origin: eth.BlockID{Number: 6}}); err == nil {
+		t.Fatal("element behind the safe origin accepted")
 	}
 }

@@ -2,6 +2,7 @@ package derive
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -33,17 +34,20 @@ type Attributes struct {
 const buildTimeout = 20 * time.Second
 
 // buildAttributes builds the attributes of the block after parent in epoch, system
-// transactions only.
+// transactions only, with the builder the sequencer uses, its error classes mapped to
+// derivation's.
 func buildAttributes(ctx context.Context, cfg *rollup.Config, l1 L1Source, l1Chain *params.ChainConfig, sys rollup.SystemConfig, parent eth.L2BlockRef, epoch eth.BlockID) (*engine.PayloadAttributes, error) {
-	h, _, err := l1.FetchReceipts(ctx, epoch.Hash)
-	if err != nil {
-		return nil, NewTemporaryError(fmt.Errorf("L1 origin %s: %w", epoch, err))
-	}
-	attrs, err := cfg.PayloadAttributes(l1Chain, sys, parent, h, nil, true)
-	if err != nil {
+	attrs, _, err := cfg.BuildAttributes(ctx, l1, l1Chain, sys, parent, epoch)
+	switch {
+	case err == nil:
+		return attrs, nil
+	case errors.Is(err, rollup.ErrResetAttrs):
+		return nil, NewResetError(err)
+	case errors.Is(err, rollup.ErrCriticalAttrs):
 		return nil, NewCriticalError(err)
+	default:
+		return nil, NewTemporaryError(err)
 	}
-	return attrs, nil
 }
 
 // readyBatches is what the attributes stage reads from: the batch stage.

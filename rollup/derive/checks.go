@@ -48,7 +48,7 @@ func isActivationBlock(cfg *rollup.Config, fork *uint64, t uint64) bool {
 
 // upgradeBlock: blocks that carry network-upgrade transactions may hold no others.
 func upgradeBlock(cfg *rollup.Config, t uint64) bool {
-	return isActivationBlock(cfg, cfg.JovianTime, t) || isActivationBlock(cfg, cfg.KarstTime, t) ||
+	return cfg.IsJovianActivationBlock(t) || isActivationBlock(cfg, cfg.KarstTime, t) ||
 		isActivationBlock(cfg, cfg.InteropTime, t)
 }
 

@@ -38,5 +38,16 @@ func openChannel(cfg *rollup.Config, body []byte, maxRLP uint64, fjord bool) (ba
 
 // expandSpan derives a span batch's blocks for the chain.
 func expandSpan(cfg *rollup.Config, b *batch.RawSpanBatch) (*spanBatch, error) {
-	return nil, errors.New("span batch blocks cannot be derived yet")
+	s, err := b.Derive(cfg.Genesis.L2Time, cfg.BlockTime, cfg.L2ChainID)
+	if err != nil {
+		return nil, err
+	}
+	if len(s.Elements) == 0 {
+		return nil, errors.New("span batch without blocks")
+	}
+	span := &spanBatch{parentCheck: s.ParentCheck, originCheck: s.L1OriginCheck, blocks: make([]*batch.SingularBatch, len(s.Elements))}
+	for i, e := range s.Elements {
+		span.blocks[i] = &batch.SingularBatch{EpochNum: e.EpochNum, Timestamp: e.Timestamp, Transactions: e.Transactions}
+	}
+	return span, nil
 }

@@ -2,7 +2,6 @@ package derive_test
 
 import (
 	"bytes"
-	"compress/zlib"
 	"context"
 	"errors"
 	"fmt"
@@ -122,12 +121,13 @@ func (l l2Client) L2BlockRefByHash(ctx context.Context, h common.Hash) (eth.L2Bl
 }
 
 func (l l2Client) SystemConfigByL2Hash(ctx context.Context, h common.Hash) (rollup.SystemConfig, error) {
-	return systemConfigOf(ctx, l.c, l.cfg, h)
-}
-
-// systemConfigOf is the system config an L2 block was built with.
-func systemConfigOf(_ context.Context, _ *ethclient.Client, cfg *rollup.Config, _ common.Hash) (rollup.SystemConfig, error) {
-	return cfg.Genesis.SystemConfig, nil
+	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	defer cancel()
+	b, err := l.c.BlockByHash(ctx, h)
+	if err != nil {
+		return rollup.SystemConfig{}, err
+	}
+	return rollup.SystemConfigFromL2Block(l.cfg, b)
 }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, error)) {
@@ -216,24 +216,36 @@ func TestDeriveSequencedChain(t *testing.T) {
 		blocks = append(blocks, b)
 	}
 
-	// Encode the blocks as singular batches in one zlib channel, in two calldata frames.
-	var body bytes.Buffer
-	zw, _ := zlib.NewWriterLevel(&body, zlib.BestCompression)
+	// Encode the blocks as one span batch with the batcher's channel out, cut into
+	// several calldata frames.
+	co, err := batch.NewSpanChannelOut(batch.ChannelOutConfig{TargetSize: 100_000, GenesisTime: cfg.Genesis.L2Time, ChainID: cfg.L2ChainID})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, b := range blocks {
-		sb, err := singularBatch(b)
+		if _, err := co.AddBlock(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := co.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var frames []batch.Frame
+	frameSize := co.ReadyBytes()/3 + batch.FrameOverhead + 1
+	for len(frames) == 0 || !frames[len(frames)-1].IsLast {
+		f, err := co.OutputFrame(frameSize)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := batch.WriteChannelEntry(zw, sb); err != nil {
-			t.Fatal(err)
-		}
+		frames = append(frames, f)
 	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
+	if len(frames) < 3 {
+		t.Fatalf("%d frames, want several", len(frames))
 	}
-	half := body.Len() / 2
-	id := batch.ChannelID{0xc4}
-	frames := []batch.Frame{{ID: id, Number: 0, Data: body.Bytes()[:half]}, {ID: id, Number: 1, Data: body.Bytes()[half:], IsLast: true}}
+	var body []byte
+	for _, f := range frames {
+		body = append(body, f.Data...)
+	}
 	batcher := accts[1]
 	if batcher.Address != cfg.Genesis.SystemConfig.BatcherAddr {
 		t.Fatalf("dev account 1 %s is not the batcher %s", batcher.Address, cfg.Genesis.SystemConfig.BatcherAddr)
@@ -263,13 +275,13 @@ func TestDeriveSequencedChain(t *testing.T) {
 		sent = append(sent, post(batcher, nonce+uint64(i), data))
 	}
 	// Garbage from the batcher and a copy of the channel from a stranger: both ignored.
-	sent = append(sent, post(batcher, nonce+2, []byte{0, 1, 2, 3}))
+	sent = append(sent, post(batcher, nonce+uint64(len(frames)), []byte{0, 1, 2, 3}))
 	stranger := accts[0]
 	sNonce, err := l1.PendingNonceAt(ctx, stranger.Address)
 	if err != nil {
 		t.Fatal(err)
 	}
-	strangerData, _ := batch.TxData(batch.Frame{ID: batch.ChannelID{0x5}, Data: body.Bytes(), IsLast: true})
+	strangerData, _ := batch.TxData(batch.Frame{ID: batch.ChannelID{0x5}, Data: body, IsLast: true})
 	sent = append(sent, post(stranger, sNonce, strangerData))
 	var inclusion, last eth.L1BlockRef
 	waitFor(t, time.Minute, "the batcher transactions on L1", func() (bool, error) {
@@ -284,7 +296,7 @@ func TestDeriveSequencedChain(t *testing.T) {
 			if err != nil {
 				return false, err
 			}
-			if h == sent[1] {
+			if h == sent[len(frames)-1] {
 				inclusion = eth.BlockRefFromHeader(hd)
 			}
 			if hd.Number.Uint64() > last.Number {
@@ -330,37 +342,16 @@ func TestDeriveSequencedChain(t *testing.T) {
 		if err := sameBlock(a, want); err != nil {
 			t.Fatalf("block %d: %v", want.NumberU64(), err)
 		}
-		if a.DerivedFrom != inclusion || a.DepositsOnly || !a.IsLastInSpan {
+		if a.DerivedFrom != inclusion || a.DepositsOnly || a.IsLastInSpan != (want.NumberU64() == head) {
 			t.Fatalf("block %d derived from %v (want %v), deposits-only %v", want.NumberU64(), a.DerivedFrom.ID(), inclusion.ID(), a.DepositsOnly)
 		}
 		if safe, err = cfg.L2BlockRef(want); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if m.Count("data/"+derive.DropDataMalformed) != 1 || m.Count("batch/singular/accept") != int(head) {
+	if m.Count("data/"+derive.DropDataMalformed) != 1 || m.Count("batch/span/accept") != 1 || m.Count("batch/span_block/accept") != int(head) {
 		t.Fatalf("counts %v", m.Counts())
 	}
-}
-
-// singularBatch is the batch a batcher posts for an L2 block.
-func singularBatch(b *types.Block) (*batch.SingularBatch, error) {
-	txs := b.Transactions()
-	info, err := rollup.L1InfoFromBlockTx(txs[0])
-	if err != nil {
-		return nil, err
-	}
-	sb := &batch.SingularBatch{ParentHash: b.ParentHash(), EpochNum: info.Number, EpochHash: info.BlockHash, Timestamp: b.Time()}
-	for _, tx := range txs {
-		if tx.Type() == types.DepositTxType {
-			continue
-		}
-		enc, err := tx.MarshalBinary()
-		if err != nil {
-			return nil, err
-		}
-		sb.Transactions = append(sb.Transactions, enc)
-	}
-	return sb, nil
 }
 
 // sameBlock compares derived attributes with the block the sequencer built from its own.

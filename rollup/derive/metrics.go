@@ -16,7 +16,8 @@ const (
 	DropChannelTooBig      = "too_big"         // frames over the per-channel byte limit
 	DropChannelReplaced    = "replaced"        // a new frame 0 arrived before the last frame
 	DropChannelCompression = "bad_compression" // unknown compression or a corrupt stream header
-	DropChannelRead        = "read_error"      // a batch in the body failed to decode (or the output limit was hit): the rest goes
+	DropChannelRead        = "read_error"      // a batch in the body failed to decode: the rest goes
+	DropChannelOutputLimit = "output_limit"    // the body decompresses past the limit (a zip bomb): the rest goes
 	DropChannelFlushed     = "flushed"         // an invalid batch or payload flushed the channel
 )
 

@@ -89,6 +89,11 @@ func (r *channelReader) NextBatch(ctx context.Context) (decodedBatch, error) {
 	} else if errors.Is(err, io.EOF) {
 		r.next = nil
 		return decodedBatch{}, ErrNotEnoughData
+	} else if errors.Is(err, batch.ErrBatchTooLarge) {
+		r.log.Warn("dropped rest of channel: decompresses past the limit", "origin", r.Origin().ID(), "err", err)
+		r.metrics.ChannelDropped(DropChannelOutputLimit)
+		r.next = nil
+		return decodedBatch{}, ErrNotEnoughData
 	} else if err != nil {
 		r.log.Warn("dropped rest of channel: batch does not decode", "origin", r.Origin().ID(), "err", err)
 		r.metrics.ChannelDropped(DropChannelRead)

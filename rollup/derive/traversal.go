@@ -20,7 +20,7 @@ const NoL1Limit = math.MaxUint64
 
 // applyConfigUpdates applies an L1 block's SystemConfig ConfigUpdate logs.
 func applyConfigUpdates(cfg *rollup.Config, sys rollup.SystemConfig, receipts types.Receipts, l1Time uint64) (rollup.SystemConfig, error) {
-	return sys, nil
+	return rollup.ParseConfigUpdates(sys, receipts, cfg.L1SystemConfigAddress, l1Time, cfg)
 }
 
 // l1Traversal walks L1 one block at a time by parent hash from its origin, keeping the

@@ -249,3 +249,19 @@ func TestUnknownEngineErrorCodes(t *testing.T) {
 }
 
 func itoa(n int) string { return big.NewInt(int64(n)).String() }
+
+func TestSystemConfigByL2Hash(t *testing.T) {
+	r := newRig(t)
+	_, one := r.build(t, nil)
+	got, err := r.eng.SystemConfigByL2Hash(r.ctx, one.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := r.cfg.Genesis.SystemConfig
+	if got.BatcherAddr != want.BatcherAddr || got.GasLimit != want.GasLimit || got.Scalar != want.Scalar {
+		t.Fatalf("system config of block 1 %+v, built with %+v", got, want)
+	}
+	if g, err := r.eng.SystemConfigByL2Hash(r.ctx, r.cfg.Genesis.L2.Hash); err != nil || g != want {
+		t.Fatalf("genesis system config %+v, %v", g, err)
+	}
+}

@@ -348,3 +348,18 @@ func RefFromPayload(cfg *rollup.Config, p *engine.ExecutableData) (eth.L2BlockRe
 	ref.SequenceNumber = info.SequenceNumber
 	return ref, nil
 }
+
+// SystemConfigByL2Hash is the system config the L2 block with hash h was built with,
+// read back from the block (rollup.SystemConfigFromL2Block): what the next block's
+// attributes start from.
+func (e *Engine) SystemConfigByL2Hash(ctx context.Context, h common.Hash) (rollup.SystemConfig, error) {
+	block, err := e.c.BlockByHash(ctx, h)
+	if err != nil {
+		return rollup.SystemConfig{}, fmt.Errorf("read L2 block %s: %w", h, err)
+	}
+	sys, err := rollup.SystemConfigFromL2Block(e.cfg, block)
+	if err != nil {
+		return rollup.SystemConfig{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return sys, nil
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/opkit/opkit/rollup/derive"
 	"github.com/opkit/opkit/rollup/driver"
 	"github.com/opkit/opkit/rollup/engine"
+	"github.com/opkit/opkit/rollup/l1"
 	"github.com/opkit/opkit/rollup/sequencer"
 )
 
@@ -61,8 +62,10 @@ type Config struct {
 	// EngineCallTimeout bounds every execution-client call; default 10s.
 	EngineCallTimeout time.Duration
 
-	// Deriver makes derived attributes from L1; the node feeds them to the engine. Nil
-	// with Pipeline nil: nothing is derived (the Idle pipeline).
+	// Data finds the batcher data of L1 blocks for derivation (rollup/dasource).
+	Data derive.DataSource
+	// Deriver makes derived attributes from L1; the node feeds them to the engine. Nil:
+	// rollup/derive's pipeline reading Data.
 	Deriver Deriver
 	// Pipeline replaces the whole derivation side (tests of the driver's outcomes).
 	Pipeline derive.Pipeline
@@ -76,6 +79,7 @@ type Node struct {
 	cfg     Config
 	log     *slog.Logger
 	l1      *ethclient.Client
+	l1src   *l1.Source
 	ec      *engine.Client
 	engine  *engine.Engine
 	seq     *sequencer.Sequencer
@@ -150,6 +154,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if l1ID.Cmp(cfg.Rollup.L1ChainID) != 0 {
 		return nil, fmt.Errorf("L1 at %s has chain ID %v, rollup config says %v", cfg.L1URL, l1ID, cfg.Rollup.L1ChainID)
 	}
+	if n.l1src, err = l1.Dial(ctx, cfg.L1URL, l1.Config{Timeout: cfg.L1CallTimeout}); err != nil {
+		return nil, fmt.Errorf("dial L1 %s: %w", cfg.L1URL, err)
+	}
 	if n.ec, err = engine.Dial(ctx, cfg.L2EngineURL, cfg.JWTSecret); err != nil {
 		return nil, err
 	}
@@ -159,12 +166,18 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("restore L2 heads from %s: %w", cfg.L2EngineURL, err)
 	}
 	n.seq = sequencer.New(sequencer.Config{L1Confs: cfg.SequencerL1Confs, L1ChainConfig: cfg.L1ChainConfig, L1CallTimeout: cfg.L1CallTimeout},
-		cfg.Rollup, n.engine, n.l1, cfg.Clock, cfg.Log.With("part", "sequencer"), n.metrics)
+		cfg.Rollup, n.engine, n.l1, n.l1src, cfg.Clock, cfg.Log.With("part", "sequencer"), n.metrics)
 	pipeline := cfg.Pipeline
+	deriver := cfg.Deriver
+	if deriver == nil && cfg.Data != nil {
+		deriver = NewDeriver(derive.New(cfg.Rollup, cfg.L1ChainConfig, derive.Deps{
+			L1: n.l1src, Data: cfg.Data, L2: n.engine, Log: cfg.Log.With("part", "derive"), Metrics: n.metrics,
+		}))
+	}
 	switch {
 	case pipeline != nil:
-	case cfg.Deriver != nil:
-		n.derived = NewPipeline(cfg.Rollup, cfg.Deriver, n.engine, l1Refs{src: n.l1, timeout: cfg.L1CallTimeout}, n.metrics, cfg.Log.With("part", "derivation"))
+	case deriver != nil:
+		n.derived = NewPipeline(cfg.Rollup, deriver, n.engine, n.l1src, n.metrics, cfg.Log.With("part", "derivation"))
 		pipeline = n.derived
 	default:
 		n.idle = &derive.Idle{}
@@ -393,6 +406,9 @@ func (n *Node) Close() error {
 		}
 		if n.l1 != nil {
 			n.l1.Close()
+		}
+		if n.l1src != nil {
+			n.l1src.Close()
 		}
 		n.closeErr = errors.Join(errs...)
 	})

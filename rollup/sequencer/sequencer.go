@@ -28,6 +28,9 @@ type Engine interface {
 	SealBuilding(ctx context.Context, id engine.PayloadID) (*engine.ExecutionPayloadEnvelope, eth.L2BlockRef, error)
 	SetUnsafeHead(ctx context.Context, ref eth.L2BlockRef) error
 	BlockRefByHash(ctx context.Context, h common.Hash) (eth.L2BlockRef, error)
+	// SystemConfigByL2Hash is the system config a block was built with: the next
+	// block's attributes start from it, so the sequencer follows L1's config changes.
+	SystemConfigByL2Hash(ctx context.Context, h common.Hash) (rollup.SystemConfig, error)
 }
 
 // Config tunes the sequencer.
@@ -72,10 +75,10 @@ type job struct {
 // slot begins, and seal just before the new block's timestamp. A node that is behind the
 // wall clock runs both at once, block after block, until it catches up.
 type Sequencer struct {
-	cfg     Config
-	rcfg    *rollup.Config
-	sys     rollup.SystemConfig
-	engine  Engine
+	cfg      Config
+	rcfg     *rollup.Config
+	receipts rollup.L1ReceiptsFetcher
+	engine   Engine
 	origins *OriginSelector
 	clock   clock.Clock
 	log     *slog.Logger
@@ -91,8 +94,9 @@ type Sequencer struct {
 	lastErr   error
 }
 
-// New returns a sequencer building on engine with origins from l1.
-func New(cfg Config, rcfg *rollup.Config, eng Engine, l1 L1Source, clk clock.Clock, log *slog.Logger, m Metrics) *Sequencer {
+// New returns a sequencer building on engine with origins from l1 and the origins'
+// receipts (user deposits, system config updates) from receipts.
+func New(cfg Config, rcfg *rollup.Config, eng Engine, l1 L1Source, receipts rollup.L1ReceiptsFetcher, clk clock.Clock, log *slog.Logger, m Metrics) *Sequencer {
 	if cfg.SealingDuration == 0 {
 		cfg.SealingDuration = 50 * time.Millisecond
 	}
@@ -107,7 +111,7 @@ func New(cfg Config, rcfg *rollup.Config, eng Engine, l1 L1Source, clk clock.Clo
 	}
 	l1 = deadlineL1{src: l1, timeout: cfg.L1CallTimeout}
 	return &Sequencer{
-		cfg: cfg, rcfg: rcfg, sys: rcfg.Genesis.SystemConfig, engine: eng,
+		cfg: cfg, rcfg: rcfg, receipts: receipts, engine: eng,
 		origins: NewOriginSelector(rcfg, l1, cfg.L1Confs), clock: clk, log: log, metrics: m,
 	}
 }
@@ -188,10 +192,22 @@ func (s *Sequencer) start(ctx context.Context, head eth.L2BlockRef) error {
 		}
 		return s.retry(ctx, "origin", err)
 	}
-	attrs, err := s.rcfg.PayloadAttributes(s.cfg.L1ChainConfig, s.sys, head, sel.Origin, nil, sel.PastDrift)
+	sys, err := s.engine.SystemConfigByL2Hash(ctx, head.Hash)
 	if err != nil {
+		return s.retry(ctx, classOf(err), fmt.Errorf("system config of %s: %w", head.ID(), err))
+	}
+	attrs, _, err := s.buildAttributes(ctx, sys, head, sel.Origin)
+	switch {
+	case errors.Is(err, rollup.ErrCriticalAttrs):
+		return fmt.Errorf("%w: attributes on %s: %w", ErrCritical, head.ID(), err)
+	case errors.Is(err, rollup.ErrResetAttrs):
+		return s.recoverFromL1Reorg(ctx, head, err)
+	case err != nil:
 		return s.retry(ctx, "attributes", err)
 	}
+	// Past the drift limit, and at a Jovian activation block (its upgrade transactions
+	// must run alone), the block takes no mempool transactions.
+	attrs.NoTxPool = sel.PastDrift || s.rcfg.IsJovianActivationBlock(attrs.Timestamp)
 	id, err := s.engine.StartBuilding(ctx, head, attrs)
 	if err != nil {
 		if cerr := s.critical(err); cerr != nil {
@@ -202,6 +218,15 @@ func (s *Sequencer) start(ctx context.Context, head eth.L2BlockRef) error {
 	s.building = &job{parent: head, id: id, time: attrs.Timestamp, started: s.clock.Now()}
 	s.log.Debug("started building", "parent", head.ID(), "origin", sel.Origin.Number.Uint64(), "time", attrs.Timestamp, "past_drift", sel.PastDrift)
 	return nil
+}
+
+// buildAttributes builds the attributes of the block after head in origin's epoch with
+// the L1 reads under the call deadline: a new epoch's user deposits and ConfigUpdate
+// events come from the origin's receipts.
+func (s *Sequencer) buildAttributes(ctx context.Context, sys rollup.SystemConfig, head eth.L2BlockRef, origin *types.Header) (*engine.PayloadAttributes, rollup.SystemConfig, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*s.cfg.L1CallTimeout)
+	defer cancel()
+	return s.rcfg.BuildAttributes(ctx, s.receipts, s.cfg.L1ChainConfig, sys, head, eth.BlockID{Hash: origin.Hash(), Number: origin.Number.Uint64()})
 }
 
 func (s *Sequencer) seal(ctx context.Context) (*engine.ExecutionPayloadEnvelope, error) {

@@ -55,6 +55,11 @@ func (l *fakeL1) HeaderByNumber(_ context.Context, n *big.Int) (*types.Header, e
 	return l.canon[n.Uint64()], nil
 }
 
+func (l *fakeL1) FetchReceipts(ctx context.Context, h common.Hash) (*types.Header, types.Receipts, error) {
+	hd, err := l.HeaderByHash(ctx, h)
+	return hd, nil, err
+}
+
 func (l *fakeL1) HeaderByHash(_ context.Context, h common.Hash) (*types.Header, error) {
 	if hd, ok := l.byHash[h]; ok {
 		return hd, nil
@@ -189,6 +194,9 @@ func (e *flakyEngine) SetUnsafeHead(_ context.Context, r eth.L2BlockRef) error {
 	e.head = r
 	return nil
 }
+func (e *flakyEngine) SystemConfigByL2Hash(context.Context, common.Hash) (rollup.SystemConfig, error) {
+	return rollup.SystemConfig{Scalar: rollup.EncodeScalars(1, 1), GasLimit: 30_000_000}, nil
+}
 func (e *flakyEngine) BlockRefByHash(context.Context, common.Hash) (eth.L2BlockRef, error) {
 	return eth.L2BlockRef{}, errors.New("unused")
 }
@@ -211,7 +219,7 @@ func TestEngineFailuresBackOffWithoutHotLoop(t *testing.T) {
 			zero := uint64(0)
 			cfg := &rollup.Config{BlockTime: 2, FjordTime: &zero, Genesis: rollup.Genesis{SystemConfig: rollup.SystemConfig{Scalar: rollup.EncodeScalars(1, 1), GasLimit: 30_000_000}}}
 			m := &countMetrics{errs: map[string]int{}}
-			s := New(Config{MaxBackoff: time.Second}, cfg, e, l1, clk, slog.New(slog.NewTextHandler(io.Discard, nil)), m)
+			s := New(Config{MaxBackoff: time.Second}, cfg, e, l1, l1, clk, slog.New(slog.NewTextHandler(io.Discard, nil)), m)
 			s.SetL1Head(l1.head())
 			ctx := context.Background()
 			for i, want := range []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond} {
@@ -250,7 +258,7 @@ func TestPlanFollowsTheClock(t *testing.T) {
 	e := &flakyEngine{head: l2At(l1.canon[0], 1000, 0)}
 	zero := uint64(0)
 	cfg := &rollup.Config{BlockTime: 2, FjordTime: &zero, Genesis: rollup.Genesis{SystemConfig: rollup.SystemConfig{Scalar: rollup.EncodeScalars(1, 1), GasLimit: 30_000_000}}}
-	s := New(Config{}, cfg, e, l1, clk, slog.New(slog.NewTextHandler(io.Discard, nil)), &countMetrics{errs: map[string]int{}})
+	s := New(Config{}, cfg, e, l1, l1, clk, slog.New(slog.NewTextHandler(io.Discard, nil)), &countMetrics{errs: map[string]int{}})
 	s.SetL1Head(l1.head())
 	// Building the block at 1002 starts when its parent's time (1000) is reached...
 	if d := s.PlanNextAction(); d != 10*time.Second {
@@ -266,7 +274,10 @@ func TestPlanFollowsTheClock(t *testing.T) {
 	}
 }
 
-func newTestSequencer(t *testing.T, e *flakyEngine, l1 L1Source, clk clock.Clock, cfg Config) (*Sequencer, *countMetrics) {
+func newTestSequencer(t *testing.T, e *flakyEngine, l1 interface {
+	L1Source
+	rollup.L1ReceiptsFetcher
+}, clk clock.Clock, cfg Config) (*Sequencer, *countMetrics) {
 	t.Helper()
 	zero := uint64(0)
 	rcfg := &rollup.Config{BlockTime: 2, FjordTime: &zero, Genesis: rollup.Genesis{SystemConfig: rollup.SystemConfig{Scalar: rollup.EncodeScalars(1, 1), GasLimit: 30_000_000}}}
@@ -274,7 +285,7 @@ func newTestSequencer(t *testing.T, e *flakyEngine, l1 L1Source, clk clock.Clock
 	if cfg.MaxBackoff == 0 {
 		cfg.MaxBackoff = time.Second
 	}
-	return New(cfg, rcfg, e, l1, clk, slog.New(slog.NewTextHandler(io.Discard, nil)), m), m
+	return New(cfg, rcfg, e, l1, l1, clk, slog.New(slog.NewTextHandler(io.Discard, nil)), m), m
 }
 
 // TestReorgBelowSafeWaitsForTheReset: the safe head's own origin was reorged out. The
@@ -344,6 +355,11 @@ func (h *hungL1) HeaderByNumber(ctx context.Context, _ *big.Int) (*types.Header,
 	h.calls++
 	<-ctx.Done()
 	return nil, ctx.Err()
+}
+
+func (h *hungL1) FetchReceipts(ctx context.Context, hash common.Hash) (*types.Header, types.Receipts, error) {
+	hd, err := h.HeaderByHash(ctx, hash)
+	return hd, nil, err
 }
 
 func (h *hungL1) HeaderByHash(ctx context.Context, _ common.Hash) (*types.Header, error) {

@@ -44,7 +44,7 @@ func TestRetentionKeepsDiskBounded(t *testing.T) {
 	clock := &fakeClock{t: time.Now()}
 	const (
 		size      = 10_000
-		puts      = 600
+		puts      = 400
 		every     = 10 * time.Millisecond  // simulated time between puts
 		retention = 500 * time.Millisecond // so about 50 puts, 500 KB, are live
 		segment   = 128 << 10
