@@ -139,8 +139,9 @@ func TestCollectorFollowsOPChain(t *testing.T) {
 		passes = 4
 		per    = 4 // blocks mined between passes
 	)
-	// 12 transactions a block: one of each kind the load sends.
-	load := devnet.NewLoad(ch.miner, devnet.LoadConfig{TxsPerBlock: 12, Seed: 21})
+	// 7 transactions a block: the load's 12 kinds rotate through the blocks, so some
+	// blocks initiate a withdrawal (touch the message passer) and some do not.
+	load := devnet.NewLoad(ch.miner, devnet.LoadConfig{TxsPerBlock: 7, Seed: 21})
 	c := newCollector(t, ch.hot.HTTPEndpoint(), t.TempDir(), window)
 	defer closeCollector(t, c)
 	srv := startServer(t, c)
@@ -231,6 +232,23 @@ func TestCollectorFollowsOPChain(t *testing.T) {
 				t.Fatalf("block %d: collector output %+v, want root %s", n, out, want)
 			}
 		}
+	}
+	var touching, untouching int
+	for n := uint64(1); n <= bc.CurrentBlock().Number.Uint64(); n++ {
+		touches := false
+		for _, tx := range bc.GetBlockByNumber(n).Transactions() {
+			if tx.To() != nil && *tx.To() == collector.MessagePasser {
+				touches = true
+			}
+		}
+		if touches {
+			touching++
+		} else {
+			untouching++
+		}
+	}
+	if touching == 0 || untouching == 0 {
+		t.Fatalf("%d blocks touch the message passer, %d do not: the load should do both", touching, untouching)
 	}
 	// A block that left the window is refused, and the refusal names the window.
 	var out json.RawMessage
