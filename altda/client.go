@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -36,7 +37,128 @@ var (
 	ErrServer = errors.New("altda: server error")
 	// ErrEmptyInput: an empty preimage is never sent, as the OP Stack client also refuses.
 	ErrEmptyInput = errors.New("altda: empty input")
+	// ErrTimeout: no answer within the deadline (PutTimeout, GetTimeout or the caller's
+	// context deadline). A PUT may or may not have been stored; resending it is safe,
+	// because PUTs are idempotent. Such errors are *TransportError values and also match
+	// context.DeadlineExceeded.
+	ErrTimeout = errors.New("altda: timeout")
+	// ErrConnection: the request got no answer for another reason (connection refused or
+	// reset, a broken answer). Such errors are *TransportError values.
+	ErrConnection = errors.New("altda: connection failed")
+	// ErrResponseTooLarge: a GET answer over MaxGetBytes. It also matches ErrServer.
+	ErrResponseTooLarge = fmt.Errorf("%w: answer over the size limit", ErrServer)
 )
+
+// TransportError is a request that got no HTTP answer: Kind is ErrTimeout or
+// ErrConnection, Err the cause.
+type TransportError struct {
+	Kind error
+	Op   string // "PUT" or "GET"
+	URL  string
+	Err  error
+}
+
+func (e *TransportError) Error() string {
+	return fmt.Sprintf("%v: %s %s: %v", e.Kind, e.Op, e.URL, e.Err)
+}
+
+func (e *TransportError) Unwrap() []error { return []error{e.Kind, e.Err} }
+
+// transportError classifies a failed round trip or body read. A cancellation by the
+// caller is passed through as is: it is not the server's doing.
+func transportError(op, url string, err error) error {
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("altda: %s %s: %w", op, url, err)
+	}
+	kind := ErrConnection
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		kind = ErrTimeout
+	}
+	return &TransportError{Kind: kind, Op: op, URL: url, Err: err}
+}
+
+// Outcome is what an answer means for the writer (or reader), one value per case it
+// must handle differently. Classify computes it from an error of Put or Get.
+type Outcome int
+
+const (
+	// OutcomeOK: 200. For a PUT: stored in every store; post the commitment.
+	OutcomeOK Outcome = iota
+	// OutcomePartial: 201. The commitment (returned by Put) is valid and the data is in
+	// the primary store; resend the same body, with backoff, until it answers 200.
+	OutcomePartial
+	// OutcomeUnavailable: 503. Fail over (send this channel to L1) and try again no
+	// sooner than RetryAfter.
+	OutcomeUnavailable
+	// OutcomeTooLarge: the body is over the server's limit (400 with code too_large, or
+	// refused before sending): a configuration error, not worth a retry.
+	OutcomeTooLarge
+	// OutcomeBadRequest: any other 400 (or an empty input refused before sending): a bug
+	// on the client side.
+	OutcomeBadRequest
+	// OutcomeNotFound: 404 on GET.
+	OutcomeNotFound
+	// OutcomeServerError: a 5xx other than 503, an unexpected status, or a malformed or
+	// oversized answer. Retry with backoff.
+	OutcomeServerError
+	// OutcomeTimeout: no answer within the deadline. Retry with backoff.
+	OutcomeTimeout
+	// OutcomeConnection: no answer at all (refused, reset). Retry with backoff.
+	OutcomeConnection
+	// OutcomeCanceled: the caller's context was canceled.
+	OutcomeCanceled
+	// OutcomeOther: an error that did not come from a Client call.
+	OutcomeOther
+)
+
+var outcomeNames = [...]string{"ok", "partial", "unavailable", "too_large", "bad_request", "not_found", "server_error", "timeout", "connection", "canceled", "other"}
+
+func (o Outcome) String() string {
+	if o < 0 || int(o) >= len(outcomeNames) {
+		return fmt.Sprintf("outcome(%d)", int(o))
+	}
+	return outcomeNames[o]
+}
+
+// Classify maps an error from Put or Get (nil included) to its Outcome.
+func Classify(err error) Outcome {
+	switch {
+	case err == nil:
+		return OutcomeOK
+	case errors.Is(err, ErrPartial):
+		return OutcomePartial
+	case errors.Is(err, ErrUnavailable):
+		return OutcomeUnavailable
+	case errors.Is(err, ErrTooLarge):
+		return OutcomeTooLarge
+	case errors.Is(err, ErrBadRequest), errors.Is(err, ErrEmptyInput):
+		return OutcomeBadRequest
+	case errors.Is(err, ErrNotFound):
+		return OutcomeNotFound
+	case errors.Is(err, ErrServer):
+		return OutcomeServerError
+	case errors.Is(err, ErrTimeout):
+		return OutcomeTimeout
+	case errors.Is(err, ErrConnection):
+		return OutcomeConnection
+	case errors.Is(err, context.Canceled):
+		return OutcomeCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return OutcomeTimeout
+	}
+	return OutcomeOther
+}
+
+// RetryAfter is the delay a 503 asked for (the retry_after field, else the Retry-After
+// header); ok is false when err is not a 503 or the server gave no delay.
+func RetryAfter(err error) (d time.Duration, ok bool) {
+	var re *ResponseError
+	if errors.As(err, &re) && errors.Is(re.Kind, ErrUnavailable) && re.RetryAfter > 0 {
+		return re.RetryAfter, true
+	}
+	return 0, false
+}
 
 // ResponseError describes a non-200 answer.
 type ResponseError struct {
@@ -79,6 +201,9 @@ type ClientConfig struct {
 	PutTimeout    time.Duration // default 30s
 	GetTimeout    time.Duration // default 30s
 	MaxInputBytes int           // refuse larger inputs before sending; 0 = no local check
+	// MaxGetBytes is the largest GET answer read (default: MaxInputBytes when set, else
+	// DefaultMaxGetBytes). A larger one is an error, not a large allocation.
+	MaxGetBytes int
 	// VerifyGets checks fetched data against verifiable commitments (keccak256 and
 	// content-addressed generic).
 	VerifyGets bool
@@ -94,6 +219,10 @@ type Client struct {
 // maxErrorBody bounds how much of an error answer is read.
 const maxErrorBody = 64 << 10
 
+// DefaultMaxGetBytes bounds a GET answer when neither MaxGetBytes nor MaxInputBytes is
+// set: far above any frame, far below what would hurt.
+const DefaultMaxGetBytes = 16 << 20
+
 // NewClient returns a client for the server at cfg.URL.
 func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.URL == "" {
@@ -106,12 +235,19 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.GetTimeout <= 0 {
 		cfg.GetTimeout = 30 * time.Second
 	}
+	if cfg.MaxGetBytes <= 0 {
+		cfg.MaxGetBytes = DefaultMaxGetBytes
+		if cfg.MaxInputBytes > 0 {
+			cfg.MaxGetBytes = cfg.MaxInputBytes
+		}
+	}
 	hc := cfg.HTTPClient
 	if hc == nil {
 		hc = &http.Client{Transport: &http.Transport{
-			Proxy:               nil, // loopback and private DA servers must not go through a proxy
-			MaxIdleConnsPerHost: 64,
-			IdleConnTimeout:     90 * time.Second,
+			Proxy:                  nil, // loopback and private DA servers must not go through a proxy
+			MaxIdleConnsPerHost:    64,
+			IdleConnTimeout:        90 * time.Second,
+			MaxResponseHeaderBytes: 64 << 10, // the answers carry a few short headers
 		}}
 	}
 	return &Client{cfg: cfg, http: hc}, nil
@@ -141,7 +277,7 @@ func (c *Client) Put(ctx context.Context, data []byte) (Commitment, error) {
 	req.Header.Set("Content-Type", "application/octet-stream")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("altda: PUT %s: %w", url, err)
+		return nil, transportError("PUT", url, err)
 	}
 	defer drainClose(resp.Body)
 	switch resp.StatusCode {
@@ -149,19 +285,22 @@ func (c *Client) Put(ctx context.Context, data []byte) (Commitment, error) {
 		if want != nil {
 			return want, nil
 		}
+		// One byte over the longest commitment, so that a longer answer is refused.
 		body, err := io.ReadAll(io.LimitReader(resp.Body, MaxCommitmentLen+1))
 		if err != nil {
-			return nil, fmt.Errorf("altda: read PUT answer: %w", err)
+			return nil, transportError("PUT", url, err)
 		}
 		got, err := DecodeCommitment(body)
 		if err != nil {
-			return nil, fmt.Errorf("altda: server answered PUT with a bad commitment: %w", err)
+			return nil, fmt.Errorf("altda: server answered PUT with a bad commitment: %w: %w", ErrServer, err)
 		}
 		return got, nil
 	default:
 		rerr := responseError(resp)
 		if errors.Is(rerr, ErrPartial) {
-			if rerr.Commitment == nil {
+			// In keccak mode the commitment is the one computed here, which the server
+			// checked the body against; a different one in its answer is not trusted.
+			if want != nil {
 				rerr.Commitment = want
 			}
 			if rerr.Commitment == nil {
@@ -184,15 +323,22 @@ func (c *Client) Get(ctx context.Context, comm Commitment) ([]byte, error) {
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("altda: GET %s: %w", url, err)
+		return nil, transportError("GET", url, err)
 	}
 	defer drainClose(resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		return nil, responseError(resp)
 	}
-	data, err := io.ReadAll(resp.Body)
+	limit := int64(c.cfg.MaxGetBytes)
+	if resp.ContentLength > limit {
+		return nil, fmt.Errorf("%w: GET %s declares %d bytes, limit %d", ErrResponseTooLarge, url, resp.ContentLength, limit)
+	}
+	data, err := readAtMost(resp.Body, resp.ContentLength, limit)
+	if errors.Is(err, ErrResponseTooLarge) {
+		return nil, fmt.Errorf("%w: GET %s answered more than %d bytes", err, url, limit)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("altda: read GET answer: %w", err)
+		return nil, transportError("GET", url, err)
 	}
 	if c.cfg.VerifyGets && comm.Verifiable() {
 		if err := comm.Verify(data); err != nil {
@@ -274,6 +420,26 @@ func retryAfter(field *int64, header string) time.Duration {
 		}
 	}
 	return 0
+}
+
+// readAtMost reads r to its end, failing with ErrResponseTooLarge past limit bytes. A
+// declared length (>= 0) sizes the buffer; it has been checked against the limit.
+func readAtMost(r io.Reader, declared, limit int64) ([]byte, error) {
+	if declared >= 0 {
+		buf := make([]byte, declared)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, err
+		}
+		return buf, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, ErrResponseTooLarge
+	}
+	return data, nil
 }
 
 // drainClose lets the connection be reused.

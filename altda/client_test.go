@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -192,5 +193,137 @@ func TestRetryAfterParsing(t *testing.T) {
 	}
 	if d := retryAfter(nil, "-3"); d != 0 {
 		t.Fatal(d)
+	}
+}
+
+// A GET answer is read up to a bound: a server (or anything in between) that streams
+// without end gets an error, not the client's memory. Both with and without a declared
+// length.
+func TestClientGetIsBounded(t *testing.T) {
+	const limit = 4096
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("declared") != "" {
+			w.Header().Set("Content-Length", "100000000")
+		}
+		chunk := make([]byte, 32<<10)
+		for i := 0; i < 256; i++ { // 8 MiB, unless the client hangs up first
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	comm := Keccak256Commitment([]byte("x"))
+	for _, declared := range []bool{false, true} {
+		c, err := NewClient(ClientConfig{URL: srv.URL, MaxGetBytes: limit, GetTimeout: 10 * time.Second,
+			HTTPClient: &http.Client{Transport: rewriteQuery{declared: declared}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := c.Get(context.Background(), comm)
+		if !errors.Is(err, ErrResponseTooLarge) || Classify(err) != OutcomeServerError || data != nil {
+			t.Fatalf("declared length %v: GET of an endless answer: %d bytes, %v; want ErrResponseTooLarge", declared, len(data), err)
+		}
+	}
+	// The default bound follows MaxInputBytes.
+	c, _ := NewClient(ClientConfig{URL: srv.URL, MaxInputBytes: 1000})
+	if c.cfg.MaxGetBytes != 1000 {
+		t.Fatalf("MaxGetBytes defaulted to %d with MaxInputBytes 1000", c.cfg.MaxGetBytes)
+	}
+	if c, _ := NewClient(ClientConfig{URL: srv.URL}); c.cfg.MaxGetBytes != DefaultMaxGetBytes {
+		t.Fatalf("MaxGetBytes defaulted to %d", c.cfg.MaxGetBytes)
+	}
+}
+
+// rewriteQuery adds ?declared=1 to each request when set, on a plain transport.
+type rewriteQuery struct{ declared bool }
+
+func (rq rewriteQuery) RoundTrip(r *http.Request) (*http.Response, error) {
+	if rq.declared {
+		r = r.Clone(r.Context())
+		r.URL.RawQuery = "declared=1"
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// Each answer a batcher must handle differently is its own Outcome, with what it needs:
+// the commitment of a 201, the delay of a 503 (field or header), and timeouts and
+// refused connections apart from server errors.
+func TestClassifyOutcomes(t *testing.T) {
+	ctx := context.Background()
+	data := []byte("preimage")
+	comm := Keccak256Commitment(data)
+	for _, c := range []struct {
+		status int
+		header map[string]string
+		body   string
+		want   Outcome
+		retry  time.Duration
+	}{
+		{200, nil, "", OutcomeOK, 0},
+		{201, nil, `{"commitment":"` + comm.String() + `","status":"partial"}`, OutcomePartial, 0},
+		{503, nil, `{"error":"down","retry_after":4}`, OutcomeUnavailable, 4 * time.Second},
+		{503, map[string]string{"Retry-After": "6"}, ``, OutcomeUnavailable, 6 * time.Second},
+		{400, nil, `{"error":"big","code":"too_large"}`, OutcomeTooLarge, 0},
+		{413, nil, ``, OutcomeTooLarge, 0},
+		{400, nil, `{"error":"mismatch","code":"mismatch"}`, OutcomeBadRequest, 0},
+		{500, nil, `{"error":"disk"}`, OutcomeServerError, 0},
+		{502, nil, `bad gateway`, OutcomeServerError, 0},
+		{418, nil, ``, OutcomeServerError, 0},
+	} {
+		cl, _ := scripted(t, c.status, c.header, c.body)
+		got, err := cl.Put(ctx, data)
+		if o := Classify(err); o != c.want {
+			t.Errorf("%d %s: outcome %s (%v), want %s", c.status, c.body, o, err, c.want)
+		}
+		if d, ok := RetryAfter(err); d != c.retry || ok != (c.retry > 0) {
+			t.Errorf("%d: RetryAfter %s %v, want %s", c.status, d, ok, c.retry)
+		}
+		if (c.want == OutcomeOK || c.want == OutcomePartial) && !bytes.Equal(got, comm) {
+			t.Errorf("%d: commitment %s, want %s", c.status, got, comm)
+		}
+	}
+
+	// A server that does not answer in time.
+	release := make(chan struct{})
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hung.Close()
+	defer close(release)
+	cl, _ := NewClient(ClientConfig{URL: hung.URL, PutTimeout: 100 * time.Millisecond})
+	_, err := cl.Put(ctx, data)
+	var te *TransportError
+	if Classify(err) != OutcomeTimeout || !errors.Is(err, ErrTimeout) || !errors.As(err, &te) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("hung server: %s, %v; want a timeout", Classify(err), err)
+	}
+
+	// Nobody listening.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	cl, _ = NewClient(ClientConfig{URL: "http://" + addr, PutTimeout: 5 * time.Second})
+	if _, err := cl.Put(ctx, data); Classify(err) != OutcomeConnection || !errors.Is(err, ErrConnection) {
+		t.Fatalf("refused connection: %s, %v", Classify(err), err)
+	}
+
+	// The caller giving up is not the server's fault.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	cl, _ = NewClient(ClientConfig{URL: hung.URL})
+	if _, err := cl.Put(cctx, data); Classify(err) != OutcomeCanceled {
+		t.Fatalf("canceled: %s, %v", Classify(err), err)
+	}
+	if _, err := cl.Put(ctx, nil); Classify(err) != OutcomeBadRequest {
+		t.Fatalf("empty input: %s, %v", Classify(err), err)
+	}
+	if Classify(errors.New("unrelated")) != OutcomeOther || OutcomeTimeout.String() != "timeout" {
+		t.Fatal("outcome of an unrelated error, or outcome names")
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/opkit/opkit/collector/replay"
 	"github.com/opkit/opkit/collector/store"
+	opeth "github.com/opkit/opkit/eth"
 )
 
 // maxProofKeys bounds the storage slots one eth_getProof may ask for, as geth does.
@@ -41,6 +42,60 @@ type statusAPI struct{ c *Collector }
 
 // Status is collector_status.
 func (a *statusAPI) Status() (*Status, error) { return a.c.Status() }
+
+// OutputResponse is collector_outputAtBlock's answer: the version-0 output root of a block
+// and what it commits to, as op-node's optimism_outputAtBlock reports them.
+type OutputResponse struct {
+	Version               common.Hash    `json:"version"`
+	OutputRoot            common.Hash    `json:"outputRoot"`
+	BlockHash             common.Hash    `json:"blockHash"`
+	BlockNumber           hexutil.Uint64 `json:"blockNumber"`
+	StateRoot             common.Hash    `json:"stateRoot"`
+	WithdrawalStorageRoot common.Hash    `json:"withdrawalStorageRoot"`
+}
+
+// OutputAtBlock is collector_outputAtBlock: the output root of a block in the window,
+// computed from the store alone (the message passer's storage root is read from the
+// stored state trie at the block's root).
+func (a *statusAPI) OutputAtBlock(ctx context.Context, bn rpc.BlockNumberOrHash) (*OutputResponse, error) {
+	b, err := a.c.retained(bn)
+	if err != nil {
+		return nil, err
+	}
+	tdb := a.c.storeTrieDB(ctx)
+	defer tdb.Close()
+	acc, err := accountAt(tdb, b, MessagePasser)
+	if err != nil {
+		return nil, err
+	}
+	if acc == nil {
+		return nil, fmt.Errorf("block %d: the L2ToL1MessagePasser %s does not exist", b.Number, MessagePasser)
+	}
+	out := opeth.OutputV0{StateRoot: b.Root, MessagePasserStorageRoot: acc.Root, BlockHash: b.Hash}
+	return &OutputResponse{
+		Version: opeth.OutputVersionV0, OutputRoot: out.Root(), BlockHash: b.Hash, BlockNumber: hexutil.Uint64(b.Number),
+		StateRoot: b.Root, WithdrawalStorageRoot: acc.Root,
+	}, nil
+}
+
+// storeTrieDB is a read-only hash-scheme trie database over the store.
+func (c *Collector) storeTrieDB(ctx context.Context) *triedb.Database {
+	return triedb.NewDatabase(rawdb.NewDatabase(replay.NewKV(ctx, storeSource{c.store})), triedb.HashDefaults)
+}
+
+// accountAt reads an account from the stored state trie at block b; nil when it does not
+// exist.
+func accountAt(tdb *triedb.Database, b *store.Block, addr common.Address) (*types.StateAccount, error) {
+	tr, err := trie.NewStateTrie(trie.StateTrieID(b.Root), tdb)
+	if err != nil {
+		return nil, fmt.Errorf("state of block %d: %w", b.Number, err)
+	}
+	acc, err := tr.GetAccount(addr)
+	if err != nil {
+		return nil, fmt.Errorf("account %s at block %d: %w", addr, b.Number, err)
+	}
+	return acc, nil
+}
 
 type debugAPI struct{ c *Collector }
 
@@ -96,30 +151,44 @@ func (a *debugAPI) ExecutionWitness(bn rpc.BlockNumberOrHash) (*stateless.ExtWit
 	return w, nil
 }
 
-// retained resolves a block number, tag or hash to a block in the window.
+// retained resolves a block number, tag or hash to a block in the window. A block the
+// store does not hold is refused with the reason: outside the window (named), in a gap,
+// or not a canonical block the collector saw.
 func (c *Collector) retained(bn rpc.BlockNumberOrHash) (*store.Block, error) {
+	first, last, any, err := c.store.Bounds()
+	if err != nil {
+		return nil, err
+	}
+	if !any {
+		return nil, errors.New("no block collected yet: the window is empty")
+	}
 	if h, ok := bn.Hash(); ok {
-		return c.store.BlockByHash(h)
+		b, err := c.store.BlockByHash(h)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("block %s is not in the collector's window %d..%d (older, in a gap, not canonical or not yet collected): %w", h, first, last, err)
+		}
+		return b, err
 	}
 	n, ok := bn.Number()
 	if !ok {
 		return nil, &invalidParams{"block number or hash required"}
 	}
-	_, last, any, err := c.store.Bounds()
-	if err != nil {
-		return nil, err
-	}
-	if !any {
-		return nil, errors.New("no block collected yet")
-	}
 	switch {
 	case n >= 0:
-		return c.store.Block(uint64(n))
 	case n == rpc.LatestBlockNumber || n == rpc.PendingBlockNumber:
-		return c.store.Block(last)
+		n = rpc.BlockNumber(last)
 	default:
 		return nil, &invalidParams{fmt.Sprintf("block tag %s is not served: use a number or hash", n)}
 	}
+	num := uint64(n)
+	if num < first || num > last {
+		return nil, fmt.Errorf("block %d is outside the collector's window %d..%d: %w", num, first, last, store.ErrNotFound)
+	}
+	b, err := c.store.Block(num)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("block %d is in a gap of the collector's window %d..%d (never collected): %w", num, first, last, err)
+	}
+	return b, err
 }
 
 type ethAPI struct{ c *Collector }
@@ -176,7 +245,7 @@ func (a *ethAPI) GetProof(ctx context.Context, address common.Address, keys []st
 	if err != nil {
 		return nil, err
 	}
-	tdb := triedb.NewDatabase(rawdb.NewDatabase(replay.NewKV(ctx, storeSource{a.c.store})), triedb.HashDefaults)
+	tdb := a.c.storeTrieDB(ctx)
 	defer tdb.Close()
 	tr, err := trie.NewStateTrie(trie.StateTrieID(b.Root), tdb)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 
 	"github.com/opkit/opkit/collector/replay"
 	"github.com/opkit/opkit/collector/store"
+	"github.com/opkit/opkit/rollup/clock"
 )
 
 // DefaultWindow is one week of 2-second blocks.
@@ -45,6 +47,9 @@ type Config struct {
 	// Accounts are kept provable at every block, touched or not; default the
 	// L2ToL1MessagePasser, whose storage root goes into every output root.
 	Accounts []common.Address
+	// CallTimeout bounds every call to the execution client; default 30s (a witness or
+	// trace of a full block takes the client a few seconds).
+	CallTimeout time.Duration
 }
 
 // MessagePasser is the L2ToL1MessagePasser predeploy.
@@ -63,6 +68,8 @@ type Collector struct {
 	client  *rpc.Client
 	chain   *params.ChainConfig
 	metrics *metrics
+
+	diskMeasured time.Time // when collector_store_disk_bytes was last measured
 
 	mu     sync.Mutex
 	head   uint64
@@ -84,6 +91,9 @@ func New(ctx context.Context, cfg Config) (*Collector, error) {
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 30 * time.Second
+	}
 	if cfg.Accounts == nil {
 		cfg.Accounts = []common.Address{MessagePasser}
 	}
@@ -92,7 +102,9 @@ func New(ctx context.Context, cfg Config) (*Collector, error) {
 		return nil, fmt.Errorf("dial execution client %s: %w", cfg.L2, err)
 	}
 	var chain params.ChainConfig
-	if err := client.CallContext(ctx, &chain, "debug_chainConfig"); err != nil {
+	cctx, cancel := context.WithTimeout(ctx, cfg.CallTimeout)
+	defer cancel()
+	if err := client.CallContext(cctx, &chain, "debug_chainConfig"); err != nil {
 		client.Close()
 		return nil, fmt.Errorf("read chain config from %s (debug_chainConfig): %w", cfg.L2, err)
 	}
@@ -122,11 +134,13 @@ func (c *Collector) Store() *store.Store { return c.store }
 func (c *Collector) ChainConfig() *params.ChainConfig { return c.chain }
 
 // Run collects new blocks as they appear until ctx ends or a block fails its check.
-// Transient failures (the execution client unreachable) are logged and retried.
+// Failed passes (the execution client unreachable, rate limiting, a reorg under way) are
+// logged and retried after a delay that doubles with each failure in a row, up to 30s; a
+// failure is never recorded as a gap.
 func (c *Collector) Run(ctx context.Context) error {
-	ticker := time.NewTicker(c.cfg.PollInterval)
-	defer ticker.Stop()
+	failures := 0
 	for {
+		wait := c.cfg.PollInterval
 		if err := c.Sync(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -134,15 +148,75 @@ func (c *Collector) Run(ctx context.Context) error {
 			if errors.Is(err, ErrHalted) {
 				return err
 			}
+			failures++
 			c.metrics.errors.Inc()
-			c.log.Warn("collection attempt failed, retrying", "err", err)
+			wait = max(wait, clock.Backoff(failures, 30*time.Second))
+			c.log.Warn("collection attempt failed, retrying", "err", err, "failures", failures, "retry_in", wait)
+		} else {
+			failures = 0
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-ticker.C:
+		case <-time.After(wait):
 		}
 	}
+}
+
+// callAttempts is how often a call that failed for a reason that may pass (timeout,
+// rate limit, connection, "header not found" while the client reorgs) is tried within a
+// pass before the pass gives up; Run then retries the pass with a growing delay.
+const callAttempts = 4
+
+// call is one call to the execution client, each attempt within the call deadline.
+func (c *Collector) call(ctx context.Context, result any, method string, args ...any) error {
+	return c.retry(ctx, func(ctx context.Context) error {
+		return c.client.CallContext(ctx, result, method, args...)
+	})
+}
+
+// batchCall is one batch of calls to the execution client, each attempt within the call
+// deadline. The elements' own errors are the caller's to read.
+func (c *Collector) batchCall(ctx context.Context, batch []rpc.BatchElem) error {
+	return c.retry(ctx, func(ctx context.Context) error {
+		return c.client.BatchCallContext(ctx, batch)
+	})
+}
+
+func (c *Collector) retry(ctx context.Context, do func(context.Context) error) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+		err = do(actx)
+		cancel()
+		if err == nil || !retryable(err) || attempt == callAttempts || ctx.Err() != nil {
+			return err
+		}
+		c.metrics.retries.Inc()
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(clock.Backoff(attempt, 2*time.Second)):
+		}
+	}
+}
+
+// retryable tells a failure that may pass from one that will not: pruned state stays
+// pruned, and the client's refusal of a request it understood (bad parameters, unknown
+// method) stays a refusal. Rate limits, timeouts, broken connections and a block not
+// found (the client is switching branches) are worth another try.
+func retryable(err error) bool {
+	if statePruned(err) {
+		return false
+	}
+	var rpcErr rpc.Error
+	if errors.As(err, &rpcErr) {
+		switch rpcErr.ErrorCode() {
+		case -32601, -32602: // method not found, invalid params
+			return false
+		}
+	}
+	return true
 }
 
 // errReorg means the chain changed under a collection pass; the pass starts over.
@@ -271,6 +345,7 @@ type fetched struct {
 	block  *types.Block
 	w      *stateless.ExtWitness
 	proofs [][][]byte // post-state account proofs of Config.Accounts
+	extra  [][]byte   // pre-state nodes the witness lacks (see prestate.go)
 	err    error
 }
 
@@ -279,11 +354,7 @@ type fetched struct {
 func (c *Collector) fetchAhead(ctx context.Context, from, to uint64, out chan<- fetched) {
 	defer close(out)
 	for n := from; n <= to; n++ {
-		f := fetched{n: n}
-		f.block, f.w, f.err = c.fetch(ctx, n)
-		if f.err == nil {
-			f.proofs, f.err = c.accountProofs(ctx, f.block)
-		}
+		f := c.fetch(ctx, n)
 		select {
 		case out <- f:
 		case <-ctx.Done():
@@ -295,21 +366,42 @@ func (c *Collector) fetchAhead(ctx context.Context, from, to uint64, out chan<- 
 	}
 }
 
-func (c *Collector) fetch(ctx context.Context, n uint64) (*types.Block, *stateless.ExtWitness, error) {
+// fetch reads block n and everything collecting it needs from the execution client: its
+// execution witness, its prestate trace and the kept accounts' post-state proofs (three
+// independent calls, made at once), then the pre-state proofs the trace calls for.
+func (c *Collector) fetch(ctx context.Context, n uint64) fetched {
+	f := fetched{n: n}
 	var raw hexutil.Bytes
-	if err := c.client.CallContext(ctx, &raw, "debug_getRawBlock", hexutil.EncodeUint64(n)); err != nil {
-		return nil, nil, fmt.Errorf("read block %d: %w", n, err)
+	if err := c.call(ctx, &raw, "debug_getRawBlock", hexutil.EncodeUint64(n)); err != nil {
+		f.err = fmt.Errorf("read block %d: %w", n, err)
+		return f
 	}
 	var block types.Block
 	if err := rlp.DecodeBytes(raw, &block); err != nil {
-		return nil, nil, fmt.Errorf("decode block %d: %w", n, err)
+		f.err = fmt.Errorf("decode block %d: %w", n, err)
+		return f
 	}
-	// By hash, so that the witness belongs to this very block even if the chain moves.
-	w, err := c.witness(ctx, block.Hash().Hex())
-	if err != nil {
-		return nil, nil, err
+	f.block = &block
+	// By hash, so that everything belongs to this very block even if the chain moves.
+	var (
+		wg               sync.WaitGroup
+		queries          []proofQuery
+		werr, qerr, perr error
+	)
+	wg.Add(3)
+	go func() { defer wg.Done(); f.w, werr = c.witness(ctx, block.Hash().Hex()) }()
+	go func() { defer wg.Done(); queries, qerr = c.preStateQueries(ctx, &block) }()
+	go func() { defer wg.Done(); f.proofs, perr = c.accountProofs(ctx, &block) }()
+	wg.Wait()
+	if f.err = errors.Join(werr, qerr, perr); f.err != nil {
+		return f
 	}
-	return &block, w, nil
+	if len(f.w.Headers) == 0 || f.w.Headers[0].Hash() != block.ParentHash() {
+		f.err = fmt.Errorf("witness of block %d does not start at its parent", n)
+		return f
+	}
+	f.extra, f.err = c.proveAt(ctx, block.ParentHash(), f.w.Headers[0].Root, queries)
+	return f
 }
 
 // dropOrphans drops retained blocks that are no longer on the canonical chain.
@@ -330,7 +422,7 @@ func (c *Collector) dropOrphans(ctx context.Context) error {
 		if h != nil && h.Hash() == b.Hash {
 			return nil
 		}
-		if err := c.store.RemoveBlock(last); err != nil {
+		if err := c.store.RemoveOrphan(last); err != nil {
 			return err
 		}
 		c.mu.Lock()
@@ -379,16 +471,32 @@ func (c *Collector) parentStateLive(ctx context.Context, n uint64) (bool, error)
 		return false, nil
 	}
 	var bal hexutil.Big
-	err := c.client.CallContext(ctx, &bal, "eth_getBalance", common.Address{}, hexutil.EncodeUint64(n-1))
-	var rpcErr rpc.Error
+	err := c.call(ctx, &bal, "eth_getBalance", common.Address{}, hexutil.EncodeUint64(n-1))
 	switch {
 	case err == nil:
 		return true, nil
-	case errors.As(err, &rpcErr):
+	case statePruned(err):
 		return false, nil
 	default:
+		// Anything else (a timeout, a rate limit, "header not found" while the client
+		// reorgs) says nothing about the state: the attempt is retried, no gap recorded.
 		return false, fmt.Errorf("probe state of block %d: %w", n-1, err)
 	}
+}
+
+// statePruned tells whether an execution-client error means the state asked for is gone
+// (pruned by a full node), the only condition that makes a gap. geth and op-geth answer
+// "missing trie node" or "... state ... is not available" / "unavailable" for it.
+func statePruned(err error) bool {
+	var rpcErr rpc.Error
+	if !errors.As(err, &rpcErr) {
+		return false
+	}
+	msg := strings.ToLower(rpcErr.Error())
+	if strings.Contains(msg, "missing trie node") {
+		return true
+	}
+	return strings.Contains(msg, "state") && (strings.Contains(msg, "not available") || strings.Contains(msg, "unavailable"))
 }
 
 func (c *Collector) recordGap(g store.Gap) error {
@@ -407,7 +515,7 @@ func (c *Collector) header(ctx context.Context, n *big.Int) (*types.Header, erro
 		arg = hexutil.EncodeBig(n)
 	}
 	var h *types.Header
-	if err := c.client.CallContext(ctx, &h, "eth_getBlockByNumber", arg, false); err != nil {
+	if err := c.call(ctx, &h, "eth_getBlockByNumber", arg, false); err != nil {
 		return nil, fmt.Errorf("read header %s: %w", arg, err)
 	}
 	if h == nil {
@@ -422,7 +530,7 @@ func (c *Collector) witness(ctx context.Context, at any) (*stateless.ExtWitness,
 	if n, ok := at.(uint64); ok {
 		arg = hexutil.EncodeUint64(n)
 	}
-	if err := c.client.CallContext(ctx, &w, "debug_executionWitness", arg); err != nil {
+	if err := c.call(ctx, &w, "debug_executionWitness", arg); err != nil {
 		return nil, fmt.Errorf("execution witness of block %v: %w", at, err)
 	}
 	return &w, nil
@@ -436,7 +544,7 @@ func (c *Collector) accountProofs(ctx context.Context, block *types.Block) ([][]
 		var res struct {
 			AccountProof []hexutil.Bytes `json:"accountProof"`
 		}
-		if err := c.client.CallContext(ctx, &res, "eth_getProof", addr, []string{}, block.Hash().Hex()); err != nil {
+		if err := c.call(ctx, &res, "eth_getProof", addr, []string{}, block.Hash().Hex()); err != nil {
 			return nil, fmt.Errorf("proof of %s at block %d: %w", addr, block.NumberU64(), err)
 		}
 		proof := make([][]byte, len(res.AccountProof))
@@ -473,6 +581,8 @@ func (c *Collector) collect(ctx context.Context, f fetched, parent common.Hash) 
 	if parent != (common.Hash{}) && block.ParentHash() != parent {
 		return common.Hash{}, errReorg
 	}
+	// The pre-state nodes the witness lacks join it: replay and store treat them alike.
+	w.State = append(w.State, toBytes(f.extra)...)
 	col, err := replay.Collect(ctx, c.chain, block, w)
 	if err != nil {
 		// A replay that fails is never transient: the block, its witness or this
@@ -485,6 +595,30 @@ func (c *Collector) collect(ctx context.Context, f fetched, parent common.Hash) 
 	}
 	if err := c.checkProofs(block.Root(), n, f.proofs); err != nil {
 		return common.Hash{}, err
+	}
+	parentRoot := w.Headers[0].Root
+	if parent == (common.Hash{}) {
+		// A new run of blocks (an empty store, or after a gap): the held message passer
+		// storage must be the trie this block starts from.
+		if err := c.holdMessagePasser(ctx, block, parentRoot); err != nil {
+			return common.Hash{}, err
+		}
+	}
+	rec.HeldAdd, rec.HeldDrop, err = c.heldChange(ctx, parentRoot, block.Root(), col.Preimages)
+	if err != nil {
+		return common.Hash{}, fmt.Errorf("%w: block %d: %w", ErrHalted, n, err)
+	}
+	// A superseded node is on a path the block changed, so its pre-state has it; one
+	// found only in the store still belongs to the pre-state and is referenced as such.
+	inBlock := map[common.Hash]bool{}
+	for _, h := range rec.Refs() {
+		inBlock[h] = true
+	}
+	for _, h := range rec.HeldDrop {
+		if !inBlock[h] {
+			rec.State = append(rec.State, h)
+			inBlock[h] = true
+		}
 	}
 	for _, proof := range f.proofs {
 		for _, node := range proof {
@@ -504,12 +638,23 @@ func (c *Collector) collect(ctx context.Context, f fetched, parent common.Hash) 
 	return block.Hash(), c.refreshGauges()
 }
 
+func toBytes(nodes [][]byte) []hexutil.Bytes {
+	out := make([]hexutil.Bytes, len(nodes))
+	for i, n := range nodes {
+		out[i] = n
+	}
+	return out
+}
+
 // release drops the blocks that left the window ending at last.
 func (c *Collector) release(last uint64) error {
 	if last < c.cfg.Window {
 		return nil
 	}
 	keepFrom := last - c.cfg.Window + 1
+	if err := c.store.PruneGaps(keepFrom); err != nil {
+		return err
+	}
 	for {
 		first, _, ok, err := c.store.Bounds()
 		if err != nil || !ok || first >= keepFrom {
@@ -534,6 +679,15 @@ func (c *Collector) refreshGauges() error {
 	st := c.store.Stats()
 	c.metrics.preimages.Set(float64(st.Preimages))
 	c.metrics.bytes.Set(float64(st.Bytes))
+	// Measuring the disk walks the store's directory: once every few blocks is plenty.
+	if time.Since(c.diskMeasured) > 10*time.Second {
+		disk, err := c.store.DiskSize()
+		if err != nil {
+			return err
+		}
+		c.diskMeasured = time.Now()
+		c.metrics.disk.Set(float64(disk))
+	}
 	gaps, err := c.store.Gaps()
 	if err != nil {
 		return err
@@ -558,6 +712,8 @@ type Status struct {
 	Gaps      []store.Gap    `json:"gaps"`
 	Preimages hexutil.Uint64 `json:"preimages"`
 	Bytes     hexutil.Uint64 `json:"bytes"`
+	// DiskBytes is what the store takes on disk, counted as du does.
+	DiskBytes hexutil.Uint64 `json:"diskBytes"`
 	Reorgs    hexutil.Uint64 `json:"reorgs"`
 	// Halted is set once a block failed its check.
 	Halted string `json:"halted,omitempty"`
@@ -592,7 +748,11 @@ func (c *Collector) Status() (*Status, error) {
 		s.First, s.Last = &fid, &lid
 		break
 	}
-	var err error
+	disk, err := c.store.DiskSize()
+	if err != nil {
+		return nil, err
+	}
+	s.DiskBytes = hexutil.Uint64(disk)
 	s.Gaps, err = c.store.Gaps()
 	if err != nil {
 		return nil, err

@@ -56,7 +56,8 @@ func verifyRange(t testing.TB, url string, from, to uint64) {
 }
 
 // checkNoLeak asserts that the store's reference counts are exactly what its retained
-// blocks need: nothing a retained block needs is missing, nothing else is kept.
+// blocks and the held set need: nothing a retained block needs is missing, nothing else
+// is kept.
 func checkNoLeak(t testing.TB, st *store.Store) {
 	t.Helper()
 	first, last, ok, err := st.Bounds()
@@ -77,6 +78,13 @@ func checkNoLeak(t testing.TB, st *store.Store) {
 				want[h]++
 			}
 		}
+	}
+	held, err := st.Held()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range held {
+		want[h]++
 	}
 	seen := 0
 	if err := st.ForEachPreimage(func(h common.Hash, refs uint32) error {

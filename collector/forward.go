@@ -14,7 +14,7 @@ import (
 
 func (c *Collector) forward(ctx context.Context, method string, args ...any) (json.RawMessage, error) {
 	var out json.RawMessage
-	if err := c.client.CallContext(ctx, &out, method, args...); err != nil {
+	if err := c.call(ctx, &out, method, args...); err != nil {
 		return nil, fmt.Errorf("%s via execution client: %w", method, err)
 	}
 	return out, nil
@@ -82,7 +82,7 @@ func (a *debugAPI) ChainConfig(ctx context.Context) (json.RawMessage, error) {
 
 func (a *debugAPI) forwardBytes(ctx context.Context, method string, arg json.RawMessage) (hexutil.Bytes, error) {
 	var out hexutil.Bytes
-	if err := a.c.client.CallContext(ctx, &out, method, arg); err != nil {
+	if err := a.c.call(ctx, &out, method, arg); err != nil {
 		return nil, fmt.Errorf("%s via execution client: %w", method, err)
 	}
 	return out, nil

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/opkit/opkit/collector"
@@ -136,7 +138,7 @@ func TestRestartResumesAndReportsGap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeCollector(t, c)
+	defer func() { closeCollector(t, c) }()
 	srv := startServer(t, c)
 	if err := c.Sync(ctx); err != nil {
 		t.Fatal(err)
@@ -180,6 +182,32 @@ func TestRestartResumesAndReportsGap(t *testing.T) {
 			t.Fatalf("block %d inside the gap is indexed", n)
 		}
 	}
+	// A block in the gap is refused as such.
+	var out json.RawMessage
+	err = dial(t, srv.HTTPURL()).CallContext(ctx, &out, "eth_getProof", collector.MessagePasser, []string{}, hexutil.EncodeUint64(gap.From))
+	if err == nil || !strings.Contains(err.Error(), "in a gap") {
+		t.Fatalf("proof at block %d in the gap: %v", gap.From, err)
+	}
+	// Once the window has moved past it, the gap leaves collector_status and the metric.
+	closeCollector(t, c)
+	reg = prometheus.NewRegistry()
+	c, err = collector.New(ctx, collector.Config{L2: hot.HTTPEndpoint(), DataDir: dir, Window: 20, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := load.MineBlocks(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := c.Status(); err != nil || len(st.Gaps) != 0 || st.First == nil || st.First.Number != 217 {
+		t.Fatalf("status after the window passed the gap: %+v, %v", st, err)
+	}
+	if got := gaugeValue(t, reg, "collector_gap_blocks"); got != 0 {
+		t.Fatalf("collector_gap_blocks %v after the gap left the window", got)
+	}
+	checkNoLeak(t, c.Store())
 }
 
 func gaugeValue(t testing.TB, reg *prometheus.Registry, name string) float64 {

@@ -12,6 +12,9 @@ import (
 
 	"github.com/ethereum/go-ethereum/core"
 
+	"github.com/opkit/opkit/altda/server"
+	"github.com/opkit/opkit/batcher"
+	"github.com/opkit/opkit/collector"
 	"github.com/opkit/opkit/rollup"
 	"github.com/opkit/opkit/rollup/clock"
 	"github.com/opkit/opkit/rollup/driver"
@@ -45,6 +48,11 @@ type Config struct {
 	Clock   clock.Clock
 	Logger  *slog.Logger
 	Version string
+
+	// Batcher, when set, posts the L2 chain to L1 so that it becomes safe; in altda mode
+	// it also starts a DA server. Collector, when set, follows the L2 (it needs DataDir).
+	Batcher   *BatcherConfig
+	Collector *CollectorConfig
 }
 
 // Devnet is a running devnet.
@@ -55,6 +63,15 @@ type Devnet struct {
 	Node      *node.Node
 	Rollup    *rollup.Config
 	L2Genesis *core.Genesis
+
+	// The parts Config turns on; nil when off.
+	DAServer        *server.Server
+	Batcher         *batcher.Batcher
+	Collector       *collector.Collector
+	CollectorServer *collector.Server
+
+	collectorStop context.CancelFunc
+	collectorDone chan error
 }
 
 // Names of the files a devnet datadir keeps beside the chains.
@@ -90,8 +107,23 @@ func Start(ctx context.Context, cfg Config) (*Devnet, error) {
 	if err := d.startL2(); err != nil {
 		return nil, err
 	}
+	if d.altDA() {
+		if err := d.startDAServer(); err != nil {
+			return nil, err
+		}
+	}
 	if err := d.startNode(ctx); err != nil {
 		return nil, err
+	}
+	if d.cfg.Batcher != nil {
+		if err := d.startBatcher(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if d.cfg.Collector != nil {
+		if err := d.startCollector(ctx); err != nil {
+			return nil, err
+		}
 	}
 	ok = true
 	return d, nil
@@ -135,6 +167,9 @@ func (d *Devnet) planOrLoad() error {
 	if err != nil {
 		return err
 	}
+	if d.altDA() {
+		withAltDA(rcfg)
+	}
 	d.Rollup, d.L2Genesis = rcfg, g
 	if d.cfg.DataDir == "" {
 		return nil
@@ -159,10 +194,15 @@ func (d *Devnet) startL2() error {
 }
 
 func (d *Devnet) startNode(ctx context.Context) error {
+	var daURL string
+	if d.DAServer != nil {
+		daURL = d.DAServer.URL()
+	}
 	var err error
 	d.Node, err = node.Start(ctx, node.Config{
 		Rollup: d.Rollup, L1ChainConfig: d.L1.ChainConfig(),
 		L1URL: d.L1.HTTPEndpoint(), L2EngineURL: d.L2.EngineEndpoint(), JWTSecret: d.L2.JWTSecret(),
+		L1BeaconURL: d.L1.BeaconURL(), AltDAEnabled: daURL != "", AltDAServer: daURL,
 		Driver: driver.Config{
 			SequencerEnabled: true, SequencerStopped: d.cfg.SequencerStopped,
 			SequencerMaxSafeLag: d.cfg.SequencerMaxSafeLag,
@@ -194,9 +234,10 @@ func (d *Devnet) RestartL2() error {
 	return nil
 }
 
-// Close stops the node, then L2, then L1, flushing each datadir.
+// Close stops the collector, the batcher and the DA server, then the node, then L2, then
+// L1, flushing each datadir.
 func (d *Devnet) Close() error {
-	var errs []error
+	errs := d.closeStack()
 	if d.Node != nil {
 		errs = append(errs, d.Node.Close())
 	}

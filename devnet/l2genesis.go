@@ -62,13 +62,12 @@ func (p *ChainPlan) applyDefaults() {
 }
 
 // PlanL2 returns the genesis of a new L2 chain, with every fork through Isthmus active from
-// its first block, and the rollup.json that describes it to a rollup node. The chain needs
-// no predeploys: calls to an address without code succeed, so the L1-attributes deposit to
-// L1Block works on an empty account. Only the EIP-2935 history contract is allocated,
-// because Isthmus (Prague) blocks write to it. The L2ToL1MessagePasser is absent, so its
-// storage root (which Isthmus headers and output roots carry) is zero; it must not be an
-// existing account with empty storage: op-geth leaves the empty-trie root out of Isthmus
-// payloads and then refuses them.
+// its first block, and the rollup.json that describes it to a rollup node. The genesis
+// allocation is a real Isthmus chain's (PredeployAlloc: every OP Stack predeploy behind its
+// proxy, the preinstalls, the beacon-roots and EIP-2935 contracts) plus the funded dev
+// accounts, so the L1-attributes deposit really executes L1Block, L1 fees are charged from
+// the values it stores, and the header's withdrawalsRoot is the L2ToL1MessagePasser's
+// (non-empty) storage root, as op-geth requires of Isthmus blocks.
 func PlanL2(plan ChainPlan) (*core.Genesis, *rollup.Config, error) {
 	plan.applyDefaults()
 	if plan.L1Origin == nil {
@@ -111,6 +110,10 @@ func PlanL2(plan ChainPlan) (*core.Genesis, *rollup.Config, error) {
 		PragueTime:              &zero,
 		Optimism:                opCfg,
 	}
+	alloc, err := PredeployAlloc()
+	if err != nil {
+		return nil, nil, fmt.Errorf("plan L2: %w", err)
+	}
 	blobGas := uint64(0)
 	genesis := &core.Genesis{
 		Config:        chainCfg,
@@ -122,12 +125,13 @@ func PlanL2(plan ChainPlan) (*core.Genesis, *rollup.Config, error) {
 		ExtraData:     holoceneExtraData,
 		BlobGasUsed:   &blobGas,
 		ExcessBlobGas: &blobGas,
-		Alloc: types.GenesisAlloc{
-			params.HistoryStorageAddress: {Nonce: 1, Code: params.HistoryStorageCode, Balance: big.NewInt(0)},
-		},
+		Alloc:         alloc,
 	}
 	for _, a := range DevAccounts(plan.Accounts) {
-		genesis.Alloc[a.Address] = types.Account{Balance: devBalance}
+		if _, taken := alloc[a.Address]; taken {
+			return nil, nil, fmt.Errorf("plan L2: dev account %s collides with a predeploy", a.Address)
+		}
+		alloc[a.Address] = types.Account{Balance: devBalance}
 	}
 	l2Block := genesis.ToBlock()
 	cfg := &rollup.Config{

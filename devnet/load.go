@@ -10,6 +10,9 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/eth"
+	"github.com/ethereum/go-ethereum/params"
+	"github.com/holiman/uint256"
 )
 
 // LoadConfig shapes the traffic a Load sends.
@@ -21,14 +24,28 @@ type LoadConfig struct {
 	Seed uint64
 }
 
+// LoadChain is a dev chain a Load drives: the dev L1, or an L2 through an L2Miner.
+type LoadChain interface {
+	Backend() *eth.Ethereum
+	ChainConfig() *params.ChainConfig
+	Accounts() []Account
+	Head() *types.Header
+	// Mine seals a block holding the pool's pending transactions.
+	Mine() (*types.Header, error)
+}
+
 // Load drives a dev chain with a varied, valid mix of transactions, one block at a time:
 // value transfers (to existing and to brand-new accounts), contract creation, storage
-// writes, storage deletes (slots set back to zero) and contracts that self-destruct in
-// the transaction that creates them, so the account is created and deleted at once.
+// writes, storage deletes (slots set back to zero), contracts that self-destruct in the
+// transaction that creates them (the account is created and deleted at once), reads of
+// accounts that do not exist (BALANCE, EXTCODEHASH and a CALL of never-used addresses,
+// and plain transfers of nothing to them), withdrawal initiations at the
+// L2ToL1MessagePasser (on an L1, a transfer to an empty address), and EIP-7702 SetCode
+// transactions that delegate a fresh account to a storage contract and write through it.
 // Every block also carries the system-contract writes the chain's forks require (beacon
 // roots, block-hash history). Load is for one goroutine.
 type Load struct {
-	l1     *L1
+	l1     LoadChain
 	cfg    LoadConfig
 	rng    *rand.Rand
 	signer types.Signer
@@ -37,6 +54,8 @@ type Load struct {
 	contracts []common.Address // deployed storage contracts
 	live      []slotRef        // slots holding a non-zero value in a mined block
 	fresh     uint64           // counter for new transfer recipients
+	absent    uint64           // counter for never-used addresses that are only read
+	delegated uint64           // counter for fresh EIP-7702 authorities
 	sent      uint64           // transactions sent so far, for the mix
 }
 
@@ -69,8 +88,37 @@ var loadStoreInitCode = func() []byte {
 // created: SSTORE(0, 1) CALLER SELFDESTRUCT.
 var loadSelfDestructInitCode = []byte{0x60, 0x01, 0x60, 0x00, 0x55, 0x33, 0xff}
 
-// NewLoad prepares a load generator over the L1's funded dev accounts.
-func NewLoad(l1 *L1, cfg LoadConfig) *Load {
+// loadAbsentReadInitCode reads the account named by the 20 bytes appended to it, which
+// does not exist, three ways, and leaves an empty contract:
+// PUSH20 a BALANCE POP, PUSH20 a EXTCODEHASH POP, CALL(gas, a, 0, 0, 0, 0, 0) POP, STOP.
+func loadAbsentReadInitCode(a common.Address) []byte {
+	code := []byte{0x73}
+	code = append(code, a[:]...)
+	code = append(code, 0x31, 0x50, 0x73)
+	code = append(code, a[:]...)
+	code = append(code, 0x3f, 0x50)
+	code = append(code, 0x60, 0x00, 0x60, 0x00, 0x60, 0x00, 0x60, 0x00, 0x60, 0x00, 0x73)
+	code = append(code, a[:]...)
+	return append(code, 0x5a, 0xf1, 0x50, 0x00)
+}
+
+// initiateWithdrawalSelector is L2ToL1MessagePasser.initiateWithdrawal(address,uint256,bytes).
+var initiateWithdrawalSelector = crypto.Keccak256([]byte("initiateWithdrawal(address,uint256,bytes)"))[:4]
+
+// withdrawalCalldata encodes initiateWithdrawal(target, gasLimit, data) per the Solidity ABI.
+func withdrawalCalldata(target common.Address, gasLimit uint64, data []byte) []byte {
+	out := append([]byte{}, initiateWithdrawalSelector...)
+	out = append(out, common.LeftPadBytes(target[:], 32)...)
+	out = append(out, common.LeftPadBytes(new(big.Int).SetUint64(gasLimit).Bytes(), 32)...)
+	out = append(out, common.LeftPadBytes([]byte{0x60}, 32)...) // offset of data
+	out = append(out, common.LeftPadBytes(big.NewInt(int64(len(data))).Bytes(), 32)...)
+	padded := make([]byte, (len(data)+31)/32*32)
+	copy(padded, data)
+	return append(out, padded...)
+}
+
+// NewLoad prepares a load generator over the chain's funded dev accounts.
+func NewLoad(l1 LoadChain, cfg LoadConfig) *Load {
 	if cfg.TxsPerBlock <= 0 {
 		cfg.TxsPerBlock = 20
 	}
@@ -135,8 +183,8 @@ func (g *Load) MineBlock(ctx context.Context) (*types.Header, error) {
 		from := accounts[int(g.sent)%len(accounts)]
 		nonce := g.nonces[from.Address]
 		inner := &types.DynamicFeeTx{ChainID: g.l1.ChainConfig().ChainID, Nonce: nonce, GasTipCap: tip, GasFeeCap: feeCap}
-		kind := g.sent % 8
-		if len(g.contracts) == 0 && (kind == 2 || kind == 3 || kind == 4 || kind == 7) {
+		kind := g.sent % 12
+		if len(g.contracts) == 0 && (kind == 2 || kind == 3 || kind == 4 || kind == 7 || kind == 10) {
 			kind = 5 // nothing to write to yet: deploy first
 		}
 		switch kind {
@@ -170,6 +218,26 @@ func (g *Load) MineBlock(ctx context.Context) (*types.Header, error) {
 			deployed = append(deployed, crypto.CreateAddress(from.Address, nonce))
 		case 6: // created and self-destructed in one transaction: the account is deleted
 			inner.Gas, inner.Data = 100000, loadSelfDestructInitCode
+		case 8: // reads of an account that does not exist, from a constructor
+			inner.Gas, inner.Data = 200000, loadAbsentReadInitCode(g.absentAddress())
+		case 9: // a withdrawal initiation: writes the message passer's storage on an L2
+			to := MessagePasserPredeploy
+			target := accounts[g.rng.IntN(len(accounts))].Address
+			inner.To, inner.Gas, inner.Value = &to, 200000, big.NewInt(int64(1+g.rng.IntN(1000)))
+			inner.Data = withdrawalCalldata(target, 100000, []byte("opkit load withdrawal"))
+		case 10: // EIP-7702: a fresh account delegates to a storage contract and writes through it
+			tx, ref, err := g.setCodeTx(from, nonce, tip, feeCap)
+			if err != nil {
+				return nil, err
+			}
+			txs = append(txs, tx)
+			set = append(set, ref)
+			g.nonces[from.Address] = nonce + 1
+			g.sent++
+			continue
+		case 11: // a transfer of nothing to an account that does not exist (and stays so)
+			to := g.absentAddress()
+			inner.To, inner.Gas, inner.Value = &to, 21000, new(big.Int)
 		}
 		txs = append(txs, types.MustSignNewTx(from.Key, g.signer, inner))
 		g.nonces[from.Address] = nonce + 1
@@ -198,14 +266,62 @@ func (g *Load) MineBlock(ctx context.Context) (*types.Header, error) {
 	return header, nil
 }
 
+// absentAddress is a new address no transaction ever funds: reading it reads an account
+// that does not exist.
+func (g *Load) absentAddress() common.Address {
+	g.absent++
+	return common.BytesToAddress(crypto.Keccak256([]byte("opkit load absent"), new(big.Int).SetUint64(g.absent).Bytes()))
+}
+
+// setCodeTx makes a SetCode transaction from from: a brand-new account authorizes
+// delegation to one of the storage contracts, and the transaction then calls that
+// account, so the contract's code writes a slot in the new account's storage.
+func (g *Load) setCodeTx(from Account, nonce uint64, tip, feeCap *big.Int) (*types.Transaction, slotRef, error) {
+	g.delegated++
+	key, err := crypto.ToECDSA(crypto.Keccak256([]byte("opkit load authority"), new(big.Int).SetUint64(g.delegated).Bytes()))
+	if err != nil {
+		return nil, slotRef{}, fmt.Errorf("load: authority key: %w", err)
+	}
+	authority := crypto.PubkeyToAddress(key.PublicKey)
+	target := g.contracts[g.rng.IntN(len(g.contracts))]
+	chainID := g.l1.ChainConfig().ChainID
+	auth, err := types.SignSetCode(key, types.SetCodeAuthorization{
+		ChainID: *uint256.MustFromBig(chainID), Address: target, Nonce: 0,
+	})
+	if err != nil {
+		return nil, slotRef{}, fmt.Errorf("load: sign authorization: %w", err)
+	}
+	ref := slotRef{contract: authority, slot: common.BigToHash(big.NewInt(int64(g.rng.IntN(256))))}
+	val := common.BigToHash(big.NewInt(int64(1 + g.rng.IntN(1<<30))))
+	tx, err := types.SignNewTx(from.Key, g.signer, &types.SetCodeTx{
+		ChainID: uint256.MustFromBig(chainID), Nonce: nonce,
+		GasTipCap: uint256.MustFromBig(tip), GasFeeCap: uint256.MustFromBig(feeCap), Gas: 150000,
+		To: authority, Data: append(ref.slot.Bytes(), val.Bytes()...),
+		AuthList: []types.SetCodeAuthorization{auth},
+	})
+	if err != nil {
+		return nil, slotRef{}, fmt.Errorf("load: sign SetCode transaction: %w", err)
+	}
+	return tx, ref, nil
+}
+
 func (g *Load) checkBlock(header *types.Header, txs []*types.Transaction) error {
 	bc := g.l1.Backend().BlockChain()
 	block := bc.GetBlock(header.Hash(), header.Number.Uint64())
 	if block == nil {
 		return fmt.Errorf("load: sealed block %d is not in the chain", header.Number)
 	}
-	if len(block.Transactions()) != len(txs) {
-		return fmt.Errorf("load: block %d holds %d transactions, %d were sent", header.Number, len(block.Transactions()), len(txs))
+	// An L2 block starts with its deposits (the L1-attributes one at least); the load's
+	// transactions follow.
+	deposits := 0
+	for _, tx := range block.Transactions() {
+		if tx.Type() != types.DepositTxType {
+			break
+		}
+		deposits++
+	}
+	if got := len(block.Transactions()) - deposits; got != len(txs) {
+		return fmt.Errorf("load: block %d holds %d transactions, %d were sent", header.Number, got, len(txs))
 	}
 	receipts := bc.GetReceiptsByHash(header.Hash())
 	var errs []error

@@ -38,8 +38,9 @@ type SystemConfig struct {
 	GasLimit          uint64      `json:"gasLimit"`
 	EIP1559Params     Bytes8      `json:"eip1559Params"`
 	OperatorFeeParams common.Hash `json:"operatorFeeParams"`
-	// MinBaseFee and DAFootprintGasScalar belong to Jovian, which opkit does not schedule,
-	// but are kept so a rollup.json written by the OP Stack round-trips.
+	// MinBaseFee (wei) and DAFootprintGasScalar are Jovian's: the first is the floor the
+	// engine keeps the base fee above, the second weighs a block's DA footprint against its
+	// gas limit (0 on L1 means the protocol default, DAFootprintGasScalarDefault).
 	MinBaseFee           uint64 `json:"minBaseFee"`
 	DAFootprintGasScalar uint16 `json:"daFootprintGasScalar"`
 }
@@ -110,17 +111,56 @@ type Config struct {
 	GraniteTime  *uint64 `json:"granite_time,omitempty"`
 	HoloceneTime *uint64 `json:"holocene_time,omitempty"`
 	IsthmusTime  *uint64 `json:"isthmus_time,omitempty"`
-	// Later forks are recognised only to be refused by Check: opkit does not build them.
-	JovianTime  *uint64 `json:"jovian_time,omitempty"`
+	// JovianTime may be at genesis or any later time: opkit builds its upgrade block.
+	JovianTime *uint64 `json:"jovian_time,omitempty"`
+	// Karst and Interop are recognised only to be refused by Check: opkit does not build them.
 	KarstTime   *uint64 `json:"karst_time,omitempty"`
 	InteropTime *uint64 `json:"interop_time,omitempty"`
+	// PectraBlobScheduleTime marks chains whose L1-attributes deposits priced blobs with
+	// the Cancun formula until that time (a fix for some testnets). opkit applies L1's own
+	// schedule throughout, so Check refuses it rather than compute other fees.
+	PectraBlobScheduleTime *uint64 `json:"pectra_blob_schedule_time,omitempty"`
 
 	BatchInboxAddress       common.Address         `json:"batch_inbox_address"`
 	DepositContractAddress  common.Address         `json:"deposit_contract_address"`
 	L1SystemConfigAddress   common.Address         `json:"l1_system_config_address"`
 	ProtocolVersionsAddress common.Address         `json:"protocol_versions_address,omitempty"`
 	ChainOpConfig           *params.OptimismConfig `json:"chain_op_config,omitempty"`
-	AltDAConfig             json.RawMessage        `json:"alt_da,omitempty"`
+	// AltDAConfig is set for a chain whose batcher posts AltDA commitments instead of data.
+	AltDAConfig *AltDAConfig `json:"alt_da,omitempty"`
+}
+
+// The commitment types an alt_da section may name, as op-node spells them.
+const (
+	KeccakCommitment  = "KeccakCommitment"
+	GenericCommitment = "GenericCommitment"
+)
+
+// AltDAConfig is rollup.json's alt_da section.
+type AltDAConfig struct {
+	// DAChallengeAddress is the L1 DataAvailabilityChallenge contract; op-node requires one
+	// for keccak commitments and none for generic ones, and so does Check.
+	DAChallengeAddress common.Address `json:"da_challenge_contract_address,omitempty"`
+	// CommitmentType is KeccakCommitment or GenericCommitment; derivation skips
+	// commitments of the other type.
+	CommitmentType string `json:"da_commitment_type"`
+	// DAChallengeWindow is how many L1 blocks after its inclusion a commitment can be
+	// challenged; data still missing once L1 is past that window is lost for good.
+	DAChallengeWindow uint64 `json:"da_challenge_window"`
+	// DAResolveWindow is how many L1 blocks a challenge has to be resolved.
+	DAResolveWindow uint64 `json:"da_resolve_window"`
+}
+
+// CommitmentTypeByte is the commitment's type byte on the wire: 0 keccak, 1 generic.
+func (a *AltDAConfig) CommitmentTypeByte() (byte, error) {
+	switch a.CommitmentType {
+	case KeccakCommitment:
+		return 0, nil
+	case GenericCommitment:
+		return 1, nil
+	default:
+		return 0, fmt.Errorf("unknown da_commitment_type %q", a.CommitmentType)
+	}
 }
 
 // FjordMaxSequencerDrift is the fixed sequencer drift from Fjord on, in seconds.
@@ -137,6 +177,20 @@ func (c *Config) IsEcotone(t uint64) bool  { return active(c.EcotoneTime, t) }
 func (c *Config) IsFjord(t uint64) bool    { return active(c.FjordTime, t) }
 func (c *Config) IsHolocene(t uint64) bool { return active(c.HoloceneTime, t) }
 func (c *Config) IsIsthmus(t uint64) bool  { return active(c.IsthmusTime, t) }
+func (c *Config) IsJovian(t uint64) bool   { return active(c.JovianTime, t) }
+
+// IsJovianActivationBlock reports whether the L2 block at time t is the first Jovian block.
+// Like op-node, a block whose time is less than one block time is never an activation
+// block, so a fork at genesis has none.
+func (c *Config) IsJovianActivationBlock(t uint64) bool {
+	return c.IsJovian(t) && t >= c.BlockTime && !c.IsJovian(t-c.BlockTime)
+}
+
+// isJovianAfterActivation: the block is Jovian and not its first block, the blocks whose
+// L1-attributes deposit has the Jovian layout.
+func (c *Config) isJovianAfterActivation(t uint64) bool {
+	return c.IsJovian(t) && !c.IsJovianActivationBlock(t)
+}
 
 // MaxSequencerDriftAt is the drift limit in force for an L1 origin with time t.
 func (c *Config) MaxSequencerDriftAt(t uint64) uint64 {
@@ -151,9 +205,9 @@ func (c *Config) TimestampForBlock(n uint64) uint64 {
 	return c.Genesis.L2Time + (n-c.Genesis.L2.Number)*c.BlockTime
 }
 
-// Check refuses configs opkit cannot follow. opkit builds chains with every fork through
-// Isthmus active from genesis and nothing later, so the L1-attributes deposit always has
-// the Isthmus layout and no network-upgrade transactions are ever due.
+// Check refuses configs opkit cannot follow. Every fork through Isthmus must be active at
+// genesis, because opkit builds none of their upgrade blocks (Isthmus' upgrade
+// transactions included); Jovian may come at any time; Karst and Interop are refused.
 func (c *Config) Check() error {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
@@ -201,13 +255,26 @@ func (c *Config) Check() error {
 	for _, f := range []struct {
 		name string
 		t    *uint64
-	}{{"jovian_time", c.JovianTime}, {"karst_time", c.KarstTime}, {"interop_time", c.InteropTime}} {
+	}{{"karst_time", c.KarstTime}, {"interop_time", c.InteropTime}, {"pectra_blob_schedule_time", c.PectraBlobScheduleTime}} {
 		if f.t != nil {
-			return fail("%s is set, but opkit does not build forks after Isthmus", f.name)
+			return fail("%s is set, but opkit does not build that fork", f.name)
 		}
 	}
-	if len(c.AltDAConfig) > 0 && !bytes.Equal(bytes.TrimSpace(c.AltDAConfig), []byte("null")) {
-		return fail("alt_da is not supported by the node yet")
+	if a := c.AltDAConfig; a != nil {
+		typ, err := a.CommitmentTypeByte()
+		if err != nil {
+			return fail("alt_da: %v", err)
+		}
+		switch {
+		case typ == 0 && a.DAChallengeAddress == (common.Address{}):
+			return fail("alt_da: da_challenge_contract_address must be set for KeccakCommitment")
+		case typ == 1 && a.DAChallengeAddress != (common.Address{}):
+			return fail("alt_da: da_challenge_contract_address must be empty for GenericCommitment")
+		case a.DAChallengeWindow == 0:
+			return fail("alt_da: da_challenge_window must be positive")
+		case a.DAResolveWindow == 0:
+			return fail("alt_da: da_resolve_window must be positive")
+		}
 	}
 	if c.ChainOpConfig == nil || c.ChainOpConfig.EIP1559Elasticity == 0 || c.ChainOpConfig.EIP1559Denominator == 0 {
 		return fail("chain_op_config with non-zero eip1559Elasticity and eip1559Denominator is required")

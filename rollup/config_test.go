@@ -77,18 +77,26 @@ func TestParseOpNodeRollupJSON(t *testing.T) {
 
 func TestCheckRefusesWhatOpkitCannotFollow(t *testing.T) {
 	cases := map[string]string{
-		"zero block time":     `"block_time": 2` + "|" + `"block_time": 0`,
-		"isthmus later":       `"isthmus_time": 0` + "|" + `"isthmus_time": 1800000000`,
-		"isthmus missing":     `"isthmus_time": 0,` + "|" + ``,
-		"jovian scheduled":    `"isthmus_time": 0,` + "|" + `"isthmus_time": 0, "jovian_time": 5,`,
-		"same chain ids":      `"l2_chain_id": 901` + "|" + `"l2_chain_id": 900`,
-		"no gas limit":        `"gasLimit": 60000000` + "|" + `"gasLimit": 0`,
-		"bad scalar version":  `"scalar": "0x01` + "|" + `"scalar": "0x07`,
-		"alt da":              `"chain_op_config"` + "|" + `"alt_da": {"da_challenge_contract_address": "0x0000000000000000000000000000000000000000"}, "chain_op_config"`,
-		"no chain op config":  `"chain_op_config": {"eip1559Elasticity": 6, "eip1559Denominator": 50, "eip1559DenominatorCanyon": 250}` + "|" + `"seq_window_size": 3600`,
-		"trailing data":       "\n}" + "|" + "\n} {}",
-		"not json":            `"genesis"` + "|" + `genesis`,
-		"short eip1559Params": `"eip1559Params": "0x0000000000000000"` + "|" + `"eip1559Params": "0x00"`,
+		"zero block time":                        `"block_time": 2` + "|" + `"block_time": 0`,
+		"isthmus later":                          `"isthmus_time": 0` + "|" + `"isthmus_time": 1800000000`,
+		"isthmus missing":                        `"isthmus_time": 0,` + "|" + ``,
+		"karst scheduled":                        `"isthmus_time": 0,` + "|" + `"isthmus_time": 0, "karst_time": 5,`,
+		"interop scheduled":                      `"isthmus_time": 0,` + "|" + `"isthmus_time": 0, "interop_time": 0,`,
+		"holocene later":                         `"holocene_time": 0` + "|" + `"holocene_time": 1700000002`,
+		"ecotone missing":                        `"ecotone_time": 0,` + "|" + ``,
+		"same chain ids":                         `"l2_chain_id": 901` + "|" + `"l2_chain_id": 900`,
+		"no gas limit":                           `"gasLimit": 60000000` + "|" + `"gasLimit": 0`,
+		"bad scalar version":                     `"scalar": "0x01` + "|" + `"scalar": "0x07`,
+		"alt da no type":                         `"chain_op_config"` + "|" + `"alt_da": {"da_challenge_window": 10, "da_resolve_window": 10}, "chain_op_config"`,
+		"alt da bad type":                        `"chain_op_config"` + "|" + `"alt_da": {"da_commitment_type": "Sha", "da_challenge_window": 10, "da_resolve_window": 10}, "chain_op_config"`,
+		"alt da keccak no challenge contract":    `"chain_op_config"` + "|" + `"alt_da": {"da_commitment_type": "KeccakCommitment", "da_challenge_window": 10, "da_resolve_window": 10}, "chain_op_config"`,
+		"alt da generic with challenge contract": `"chain_op_config"` + "|" + `"alt_da": {"da_commitment_type": "GenericCommitment", "da_challenge_contract_address": "0x00000000000000000000000000000000000d0003", "da_challenge_window": 10, "da_resolve_window": 10}, "chain_op_config"`,
+		"alt da no challenge window":             `"chain_op_config"` + "|" + `"alt_da": {"da_commitment_type": "GenericCommitment", "da_resolve_window": 10}, "chain_op_config"`,
+		"alt da no resolve window":               `"chain_op_config"` + "|" + `"alt_da": {"da_commitment_type": "GenericCommitment", "da_challenge_window": 10}, "chain_op_config"`,
+		"no chain op config":                     `"chain_op_config": {"eip1559Elasticity": 6, "eip1559Denominator": 50, "eip1559DenominatorCanyon": 250}` + "|" + `"seq_window_size": 3600`,
+		"trailing data":                          "\n}" + "|" + "\n} {}",
+		"not json":                               `"genesis"` + "|" + `genesis`,
+		"short eip1559Params":                    `"eip1559Params": "0x0000000000000000"` + "|" + `"eip1559Params": "0x00"`,
 	}
 	for name, edit := range cases {
 		parts := strings.SplitN(edit, "|", 2)
@@ -102,6 +110,62 @@ func TestCheckRefusesWhatOpkitCannotFollow(t *testing.T) {
 	}
 	if _, err := LoadConfig(filepath.Join(t.TempDir(), "missing.json")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+// TestCheckRefusalNamesTheFork: the refusal is one line that names the field.
+func TestCheckRefusalNamesTheFork(t *testing.T) {
+	const forks = `"granite_time": 0, "holocene_time": 0, "isthmus_time": 0`
+	for field, edit := range map[string]string{
+		"karst_time":                forks + `, "karst_time": 1700000100`,
+		"interop_time":              forks + `, "interop_time": 1700000100`,
+		"pectra_blob_schedule_time": forks + `, "pectra_blob_schedule_time": 1700000100`,
+		"granite_time":              `"granite_time": 1700000100, "holocene_time": 0, "isthmus_time": 0`,
+		"holocene_time":             `"granite_time": 0, "holocene_time": 1700000100, "isthmus_time": 0`,
+		"isthmus_time":              `"granite_time": 0, "holocene_time": 0, "isthmus_time": 1700000100`,
+	} {
+		doc := strings.Replace(opNodeRollupJSON, forks, edit, 1)
+		if doc == opNodeRollupJSON {
+			t.Fatalf("%s: edit did not apply", field)
+		}
+		_, err := ParseConfig([]byte(doc))
+		if err == nil || !strings.Contains(err.Error(), field) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: %v", field, err)
+		}
+	}
+}
+
+func TestCheckAcceptsJovianAndAltDA(t *testing.T) {
+	for name, edit := range map[string]string{
+		"jovian at genesis": `"isthmus_time": 0, "jovian_time": 0,`,
+		"jovian later":      `"isthmus_time": 0, "jovian_time": 1700000100,`,
+	} {
+		doc := strings.Replace(opNodeRollupJSON, `"isthmus_time": 0,`, edit, 1)
+		c, err := ParseConfig([]byte(doc))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if name == "jovian later" && (c.IsJovian(1700000098) || !c.IsJovian(1700000100) || !c.IsJovianActivationBlock(1700000100) || c.IsJovianActivationBlock(1700000102)) {
+			t.Errorf("%s: fork predicates wrong", name)
+		}
+		if name == "jovian at genesis" && c.IsJovianActivationBlock(c.Genesis.L2Time+c.BlockTime) {
+			t.Errorf("%s: block 1 counted as the activation block", name)
+		}
+	}
+	for typ, addr := range map[string]string{"KeccakCommitment": "0x00000000000000000000000000000000000d0003", "GenericCommitment": ""} {
+		section := `"alt_da": {"da_commitment_type": "` + typ + `", "da_challenge_window": 16, "da_resolve_window": 8`
+		if addr != "" {
+			section += `, "da_challenge_contract_address": "` + addr + `"`
+		}
+		doc := strings.Replace(opNodeRollupJSON, `"chain_op_config"`, section+`}, "chain_op_config"`, 1)
+		c, err := ParseConfig([]byte(doc))
+		if err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+		b, err := c.AltDAConfig.CommitmentTypeByte()
+		if err != nil || c.AltDAConfig.DAChallengeWindow != 16 || c.AltDAConfig.DAResolveWindow != 8 || (typ == "KeccakCommitment") != (b == 0) {
+			t.Errorf("%s: decoded %+v (%d, %v)", typ, c.AltDAConfig, b, err)
+		}
 	}
 }
 

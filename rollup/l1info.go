@@ -24,19 +24,27 @@ var (
 
 	// isthmusSelector is setL1BlockValuesIsthmus().
 	isthmusSelector = crypto.Keccak256([]byte("setL1BlockValuesIsthmus()"))[:4]
+	// jovianSelector is setL1BlockValuesJovian().
+	jovianSelector = crypto.Keccak256([]byte("setL1BlockValuesJovian()"))[:4]
 )
 
 const (
 	// L1InfoIsthmusLen is the calldata size: selector, the Ecotone fields packed into five
 	// words, then the operator fee scalar (4) and constant (8).
 	L1InfoIsthmusLen = 4 + 32*5 + 4 + 8
+	// L1InfoJovianLen adds the DA footprint gas scalar (2) to the Isthmus layout.
+	L1InfoJovianLen = L1InfoIsthmusLen + 2
+	// DAFootprintGasScalarDefault replaces a zero DA footprint gas scalar in the Jovian
+	// deposit: a SystemConfig that never set one still gets a working DA footprint limit.
+	DAFootprintGasScalarDefault = 400
 	// l1InfoGas is the gas of the deposit since Regolith: real gas, no system-tx exemption.
 	l1InfoGas = 1_000_000
 	// l1InfoSourceDomain tags L1-attributes deposits in their source hash.
 	l1InfoSourceDomain = 1
 )
 
-// ErrInvalidL1Info is returned for calldata that is not an Isthmus L1-attributes call.
+// ErrInvalidL1Info is returned for calldata that is not an Isthmus or Jovian L1-attributes
+// call.
 var ErrInvalidL1Info = errors.New("invalid L1-attributes calldata")
 
 // L1BlockInfo is what the L1-attributes deposit tells the L1Block predeploy.
@@ -53,14 +61,29 @@ type L1BlockInfo struct {
 	BlobBaseFeeScalar   uint32
 	OperatorFeeScalar   uint32
 	OperatorFeeConstant uint64
+	// DAFootprintGasScalar is carried from Jovian's second block on; zero before.
+	DAFootprintGasScalar uint16
 }
 
 // MarshalIsthmus encodes the setL1BlockValuesIsthmus() calldata: the fields are packed
 // big-endian with no ABI padding except the two uint256 fees, the hash and the batcher,
 // which occupy full words (the batcher left-padded, as the SystemConfig's batcherHash).
 func (i *L1BlockInfo) MarshalIsthmus() ([]byte, error) {
-	buf := make([]byte, 0, L1InfoIsthmusLen)
-	buf = append(buf, isthmusSelector...)
+	return i.appendIsthmusFields(append(make([]byte, 0, L1InfoIsthmusLen), isthmusSelector...))
+}
+
+// MarshalJovian encodes the setL1BlockValuesJovian() calldata: the Isthmus fields, then
+// the DA footprint gas scalar as a big-endian uint16. The scalar is written as given; the
+// zero-means-default rule belongs to the deposit builder.
+func (i *L1BlockInfo) MarshalJovian() ([]byte, error) {
+	buf, err := i.appendIsthmusFields(append(make([]byte, 0, L1InfoJovianLen), jovianSelector...))
+	if err != nil {
+		return nil, err
+	}
+	return binary.BigEndian.AppendUint16(buf, i.DAFootprintGasScalar), nil
+}
+
+func (i *L1BlockInfo) appendIsthmusFields(buf []byte) ([]byte, error) {
 	buf = binary.BigEndian.AppendUint32(buf, i.BaseFeeScalar)
 	buf = binary.BigEndian.AppendUint32(buf, i.BlobBaseFeeScalar)
 	buf = binary.BigEndian.AppendUint64(buf, i.SequenceNumber)
@@ -97,7 +120,36 @@ func UnmarshalL1InfoIsthmus(data []byte) (*L1BlockInfo, error) {
 	if string(data[:4]) != string(isthmusSelector) {
 		return nil, fmt.Errorf("%w: selector %x is not setL1BlockValuesIsthmus()", ErrInvalidL1Info, data[:4])
 	}
-	d := data[4:]
+	return readIsthmusFields(data[4:])
+}
+
+// UnmarshalL1InfoJovian decodes setL1BlockValuesJovian() calldata.
+func UnmarshalL1InfoJovian(data []byte) (*L1BlockInfo, error) {
+	if len(data) != L1InfoJovianLen {
+		return nil, fmt.Errorf("%w: %d bytes, want %d", ErrInvalidL1Info, len(data), L1InfoJovianLen)
+	}
+	if string(data[:4]) != string(jovianSelector) {
+		return nil, fmt.Errorf("%w: selector %x is not setL1BlockValuesJovian()", ErrInvalidL1Info, data[:4])
+	}
+	i, err := readIsthmusFields(data[4 : L1InfoJovianLen-2])
+	if err != nil {
+		return nil, err
+	}
+	i.DAFootprintGasScalar = binary.BigEndian.Uint16(data[L1InfoJovianLen-2:])
+	return i, nil
+}
+
+// UnmarshalL1Info decodes either layout, chosen by the selector. It is for readers that
+// only want the L1 origin; the fork rules (which layout a block must carry) are checked
+// by Config.L1InfoFromBlock.
+func UnmarshalL1Info(data []byte) (*L1BlockInfo, error) {
+	if len(data) >= 4 && string(data[:4]) == string(jovianSelector) {
+		return UnmarshalL1InfoJovian(data)
+	}
+	return UnmarshalL1InfoIsthmus(data)
+}
+
+func readIsthmusFields(d []byte) (*L1BlockInfo, error) {
 	i := &L1BlockInfo{
 		BaseFeeScalar:     binary.BigEndian.Uint32(d[0:4]),
 		BlobBaseFeeScalar: binary.BigEndian.Uint32(d[4:8]),
@@ -138,9 +190,23 @@ type L1Origin struct {
 	BlobBaseFee *big.Int
 }
 
-// L1InfoDeposit builds the L1-attributes deposit of an L2 block with the given sequence
-// number in the epoch of origin, under sys.
+// L1InfoDeposit builds the Isthmus-layout L1-attributes deposit of an L2 block with the
+// given sequence number in the epoch of origin, under sys. Config.L1InfoDepositAt picks
+// the layout by fork and is what block builders use.
 func L1InfoDeposit(sys SystemConfig, seq uint64, origin L1Origin) (*types.DepositTx, error) {
+	return l1InfoDeposit(sys, seq, origin, false)
+}
+
+// L1InfoDepositAt builds the L1-attributes deposit of the L2 block at time l2Time. From
+// Jovian's second block on it has the Jovian layout with the DA footprint gas scalar (0 in
+// sys becoming DAFootprintGasScalarDefault); the activation block itself still carries the
+// Isthmus layout, because the L1Block contract that understands the new call is only
+// deployed by that block's upgrade transactions, which run after the deposit.
+func (c *Config) L1InfoDepositAt(sys SystemConfig, seq uint64, origin L1Origin, l2Time uint64) (*types.DepositTx, error) {
+	return l1InfoDeposit(sys, seq, origin, c.isJovianAfterActivation(l2Time))
+}
+
+func l1InfoDeposit(sys SystemConfig, seq uint64, origin L1Origin, jovian bool) (*types.DepositTx, error) {
 	baseScalar, blobScalar, err := sys.Scalars()
 	if err != nil {
 		return nil, err
@@ -163,7 +229,16 @@ func L1InfoDeposit(sys SystemConfig, seq uint64, origin L1Origin) (*types.Deposi
 	if info.BaseFee == nil {
 		info.BaseFee = new(big.Int)
 	}
-	data, err := info.MarshalIsthmus()
+	var data []byte
+	if jovian {
+		info.DAFootprintGasScalar = sys.DAFootprintGasScalar
+		if info.DAFootprintGasScalar == 0 {
+			info.DAFootprintGasScalar = DAFootprintGasScalarDefault
+		}
+		data, err = info.MarshalJovian()
+	} else {
+		data, err = info.MarshalIsthmus()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -178,15 +253,39 @@ func L1InfoDeposit(sys SystemConfig, seq uint64, origin L1Origin) (*types.Deposi
 	}, nil
 }
 
-// L1InfoFromBlockTx reads the L1 origin back from an L2 block's first transaction.
+// L1InfoFromBlockTx reads the L1 origin back from an L2 block's first transaction, in
+// either layout.
 func L1InfoFromBlockTx(tx *types.Transaction) (*L1BlockInfo, error) {
+	if err := checkL1InfoTx(tx); err != nil {
+		return nil, err
+	}
+	return UnmarshalL1Info(tx.Data())
+}
+
+// L1InfoFromBlock reads the L1-attributes deposit of a non-genesis L2 block, requiring the
+// layout its time calls for, as op-node does when it reads a block's system config.
+func (c *Config) L1InfoFromBlock(block *types.Block) (*L1BlockInfo, error) {
+	txs := block.Transactions()
+	if len(txs) == 0 {
+		return nil, fmt.Errorf("%w: L2 block %d %s has no transactions", ErrInvalidL1Info, block.NumberU64(), block.Hash())
+	}
+	if err := checkL1InfoTx(txs[0]); err != nil {
+		return nil, err
+	}
+	if c.isJovianAfterActivation(block.Time()) {
+		return UnmarshalL1InfoJovian(txs[0].Data())
+	}
+	return UnmarshalL1InfoIsthmus(txs[0].Data())
+}
+
+func checkL1InfoTx(tx *types.Transaction) error {
 	if tx.Type() != types.DepositTxType {
-		return nil, fmt.Errorf("%w: first transaction has type %d, not a deposit", ErrInvalidL1Info, tx.Type())
+		return fmt.Errorf("%w: first transaction has type %d, not a deposit", ErrInvalidL1Info, tx.Type())
 	}
 	if tx.To() == nil || *tx.To() != L1BlockAddress {
-		return nil, fmt.Errorf("%w: first transaction is not sent to L1Block", ErrInvalidL1Info)
+		return fmt.Errorf("%w: first transaction is not sent to L1Block", ErrInvalidL1Info)
 	}
-	return UnmarshalL1InfoIsthmus(tx.Data())
+	return nil
 }
 
 func allZero(b []byte) bool {

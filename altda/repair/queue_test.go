@@ -3,6 +3,8 @@ package repair
 import (
 	"bytes"
 	"context"
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -51,7 +53,7 @@ func TestQueueSurvivesRestartAndRepairs(t *testing.T) {
 	waitFor(t, "a failed attempt", func() bool {
 		q.mu.Lock()
 		defer q.mu.Unlock()
-		return q.backoff[string(entryKey("s3", keys[0]))].attempts > 0
+		return q.entries[string(entryKey("s3", keys[0]))].attempts > 0
 	})
 	cancel()
 	<-done
@@ -132,7 +134,7 @@ func TestEntriesForAnUnconfiguredTargetWait(t *testing.T) {
 	waitFor(t, "a postponed attempt", func() bool {
 		q.mu.Lock()
 		defer q.mu.Unlock()
-		return q.backoff[string(entryKey("s3", []byte{1}))].attempts > 0
+		return q.entries[string(entryKey("s3", []byte{1}))].attempts > 0
 	})
 	cancel()
 	<-done
@@ -141,3 +143,73 @@ func TestEntriesForAnUnconfiguredTargetWait(t *testing.T) {
 	}
 	_ = q.Close()
 }
+
+// lockSpy wraps the queue's database and records every read made while the queue's lock
+// is held. The test calls the queue from one goroutine, so a lock that TryLock cannot
+// take is held by the caller.
+type lockSpy struct {
+	entryDB
+	q                *Queue
+	reads, underLock int
+}
+
+func (s *lockSpy) check() {
+	s.reads++
+	if s.q.mu.TryLock() {
+		s.q.mu.Unlock()
+		return
+	}
+	s.underLock++
+}
+
+func (s *lockSpy) Get(ctx context.Context, key []byte) ([]byte, error) {
+	s.check()
+	return s.entryDB.Get(ctx, key)
+}
+
+func (s *lockSpy) Each(prefix []byte, fn func(key, value []byte) bool) error {
+	s.check()
+	return s.entryDB.Each(prefix, fn)
+}
+
+// Every PUT that finds a secondary down adds an entry and takes the queue's lock. The
+// retry loop must not read the queued preimages (120 KB each, a database scan over all
+// of them) while it holds that lock, or every such PUT waits for the scan.
+func TestRetryReadsNoPreimageUnderTheLock(t *testing.T) {
+	down := store.WithFaults(store.NewMemory())
+	down.SetFault(store.Fault{Put: store.FaultUnavailable})
+	q, err := Open(t.TempDir(), map[string]store.Store{"s3": down}, Config{BaseDelay: time.Hour, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	for i := 0; i < 20; i++ {
+		if err := q.Add("s3", []byte{0, byte(i)}, bytes.Repeat([]byte{byte(i)}, 10_000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spy := &lockSpy{entryDB: q.db, q: q}
+	q.db = spy
+	// Make every entry due now (Add scheduled them an hour out).
+	q.mu.Lock()
+	for ek := range q.entries {
+		q.entries[ek] = retryState{}
+	}
+	q.mu.Unlock()
+	q.retryDue(context.Background())
+	if spy.reads == 0 {
+		t.Fatal("the retry round read nothing: the test did not exercise it")
+	}
+	if spy.underLock > 0 {
+		t.Fatalf("%d of %d database reads of the retry round ran under the queue's lock", spy.underLock, spy.reads)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for ek, st := range q.entries {
+		if st.attempts != 1 {
+			t.Fatalf("entry %x: %d attempts, want 1 (the target is down)", ek, st.attempts)
+		}
+	}
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -3,12 +3,14 @@ package server
 import (
 	"container/list"
 	"sync"
+	"time"
 )
 
 // cache is a byte-bounded LRU of preimages. Values are shared, never modified.
 type cache struct {
 	mu    sync.Mutex
 	max   int
+	ttl   time.Duration // > 0: entries older than this are not served
 	size  int
 	ll    *list.List
 	items map[string]*list.Element
@@ -17,10 +19,11 @@ type cache struct {
 type cacheEntry struct {
 	key   string
 	value []byte
+	added time.Time
 }
 
-func newCache(maxBytes int) *cache {
-	return &cache{max: maxBytes, ll: list.New(), items: make(map[string]*list.Element)}
+func newCache(maxBytes int, ttl time.Duration) *cache {
+	return &cache{max: maxBytes, ttl: ttl, ll: list.New(), items: make(map[string]*list.Element)}
 }
 
 func (c *cache) get(key []byte) ([]byte, bool) {
@@ -31,6 +34,12 @@ func (c *cache) get(key []byte) ([]byte, bool) {
 	defer c.mu.Unlock()
 	e, ok := c.items[string(key)]
 	if !ok {
+		return nil, false
+	}
+	if ent := e.Value.(*cacheEntry); c.ttl > 0 && time.Since(ent.added) > c.ttl {
+		c.ll.Remove(e)
+		delete(c.items, ent.key)
+		c.size -= len(ent.value)
 		return nil, false
 	}
 	c.ll.MoveToFront(e)
@@ -47,7 +56,7 @@ func (c *cache) add(key, value []byte) {
 		c.ll.MoveToFront(e)
 		return
 	}
-	c.items[string(key)] = c.ll.PushFront(&cacheEntry{key: string(key), value: value})
+	c.items[string(key)] = c.ll.PushFront(&cacheEntry{key: string(key), value: value, added: time.Now()})
 	c.size += len(value)
 	for c.size > c.max {
 		last := c.ll.Back()

@@ -202,6 +202,8 @@ func TestDAServerCommand(t *testing.T) {
 		{"--primary", "s3"},
 		{"--da-layer-byte", "256"},
 		{"--max-input-bytes", "0"},
+		{"--retention", "-1s"},
+		{"--secondary-timeout", "0s"},
 	} {
 		out, err := exec.Command(bin, append([]string{"da-server", "--datadir", t.TempDir()}, bad...)...).CombinedOutput()
 		if err == nil {
@@ -247,5 +249,31 @@ func TestDAServerCommand(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("%s: %d", path, resp.StatusCode)
 		}
+	}
+}
+
+// `--retention` reaches both Pebble stores: a preimage older than the window is gone from
+// GET (404), while the server keeps taking new ones.
+func TestDAServerRetentionFlag(t *testing.T) {
+	bin := buildOpkit(t)
+	cmd, url, _ := startDAServer(t, bin, "--datadir", t.TempDir(), "--secondary", "pebble", "--retention", "300ms")
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	c, _ := altda.NewClient(altda.ClientConfig{URL: url, PutTimeout: 10 * time.Second, GetTimeout: 10 * time.Second})
+	ctx := context.Background()
+	data := frame(98, 50000)
+	comm, err := c.Put(ctx, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Get(ctx, comm); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("GET within the window: %v", err)
+	}
+	waitFor(t, "the preimage to leave the 300ms window", func() bool {
+		_, err := c.Get(ctx, comm)
+		return errors.Is(err, altda.ErrNotFound)
+	})
+	fresh := frame(97, 50000)
+	if _, err := c.Put(ctx, fresh); err != nil {
+		t.Fatalf("PUT after retention dropped the store's contents: %v", err)
 	}
 }

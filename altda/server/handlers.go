@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -186,35 +188,99 @@ func (s *Server) store(ctx context.Context, comm altda.Commitment, body []byte) 
 	s.breaker.Success()
 	s.cache.add(key, body)
 
+	// The secondaries are written at the same time, each under its own deadline: the
+	// answer waits for the slowest of them, and no longer than SecondaryTimeout. A
+	// secondary that misses it is queued for repair like one that failed, and the
+	// client gets its 201 now rather than when a hung S3 finally gives up.
+	outcomes := make([]secondaryOutcome, len(s.secondaries))
+	var wg sync.WaitGroup
+	for i, sec := range s.secondaries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outcomes[i] = s.writeSecondary(ctx, sec, key, body, had)
+		}()
+	}
+	wg.Wait()
 	var failed []string
-	for _, sec := range s.secondaries {
-		ok, err := s.secondaryDurable(ctx, sec, key, had)
-		if err != nil {
-			return putResult{status: http.StatusInternalServerError, message: err.Error()}
-		}
-		if ok {
-			continue
-		}
-		if err := sec.store.Put(ctx, key, body); err != nil {
-			s.log.Warn("secondary write failed; queued for repair", "store", sec.label, "commitment", comm, "err", err)
-			if qerr := s.queue.Add(sec.name, key, body); qerr != nil {
-				return putResult{status: http.StatusInternalServerError, message: fmt.Sprintf("%s write failed (%v) and could not be queued: %v", sec.label, err, qerr)}
-			}
-			failed = append(failed, fmt.Sprintf("%s: %v", sec.label, err))
-			continue
-		}
-		if had {
-			// A resend completed a pending write.
-			if err := s.queue.Done(sec.name, key); err != nil {
-				return putResult{status: http.StatusInternalServerError, message: err.Error()}
-			}
-			s.m.repaired.WithLabelValues(sec.name).Inc()
+	for i, o := range outcomes {
+		sec := s.secondaries[i]
+		switch {
+		case o.internal != nil:
+			return putResult{status: http.StatusInternalServerError, message: o.internal.Error()}
+		case o.failed != nil:
+			s.log.Warn("secondary write failed; queued for repair", "store", sec.label, "commitment", comm, "err", o.failed)
+			failed = append(failed, fmt.Sprintf("%s: %v", sec.label, o.failed))
 		}
 	}
 	if len(failed) > 0 {
 		return putResult{status: http.StatusCreated, message: "stored in the primary; secondary write queued for retry, resend to complete (" + strings.Join(failed, "; ") + ")"}
 	}
 	return putResult{status: http.StatusOK}
+}
+
+// secondaryOutcome: failed is a write the secondary missed, now queued for repair;
+// internal is a failure of the server itself (the repair queue), which is a 500.
+type secondaryOutcome struct {
+	failed, internal error
+}
+
+// writeSecondary makes sure sec holds key within SecondaryTimeout. A store call that
+// does not return by then is left to finish on its own (tracked, so Close waits for
+// it); the write is queued for repair as if it had failed.
+func (s *Server) writeSecondary(ctx context.Context, sec role, key, body []byte, primaryHad bool) secondaryOutcome {
+	sctx, cancel := context.WithTimeout(ctx, s.cfg.SecondaryTimeout)
+	defer cancel()
+	done := make(chan secondaryOutcome, 1)
+	s.callsMu.Lock()
+	if s.closing {
+		// Only after a shutdown timed out with this request still running.
+		s.callsMu.Unlock()
+		return secondaryOutcome{internal: errors.New("the server is shutting down")}
+	}
+	s.storeCalls.Add(1)
+	s.callsMu.Unlock()
+	go func() {
+		defer s.storeCalls.Done()
+		ok, err := s.secondaryDurable(sctx, sec, key, primaryHad)
+		if err != nil {
+			done <- secondaryOutcome{internal: err}
+			return
+		}
+		if ok {
+			done <- secondaryOutcome{}
+			return
+		}
+		done <- secondaryOutcome{failed: sec.store.Put(sctx, key, body)}
+	}()
+	var o secondaryOutcome
+	select {
+	case o = <-done:
+	case <-sctx.Done():
+		o = secondaryOutcome{failed: fmt.Errorf("no answer within %s: %w", s.cfg.SecondaryTimeout, sctx.Err())}
+	}
+	switch {
+	case o.internal != nil:
+		return o
+	case o.failed != nil:
+		if qerr := s.queue.Add(sec.name, key, body); qerr != nil {
+			return secondaryOutcome{internal: fmt.Errorf("%s write failed (%v) and could not be queued: %w", sec.label, o.failed, qerr)}
+		}
+		return o
+	case primaryHad:
+		// A resend completed a pending write (or found it complete).
+		pending, err := s.queue.Pending(sec.name, key)
+		if err != nil {
+			return secondaryOutcome{internal: err}
+		}
+		if pending {
+			if err := s.queue.Done(sec.name, key); err != nil {
+				return secondaryOutcome{internal: err}
+			}
+			s.m.repaired.WithLabelValues(sec.name).Inc()
+		}
+	}
+	return o
 }
 
 // secondaryDurable reports whether a secondary already holds key. For a fresh write it
@@ -264,8 +330,10 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, hexComm strin
 		w.Header().Set("Content-Length", "0")
 		w.WriteHeader(http.StatusNotFound)
 	default:
-		// Not 404: op-node would treat the input as missing. It retries anything else.
-		writeUnavailable(w, err.Error(), time.Second)
+		// Not 404: op-node would treat the input as missing; it retries anything else.
+		// Not 503 either: that is the write path's "fail over to L1" signal, and a
+		// reader that understands it must not take a read failure for one.
+		writeError(w, http.StatusInternalServerError, "", err.Error())
 	}
 }
 
@@ -370,23 +438,53 @@ func (s *Server) handleFaults(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, doc)
 }
 
-// readBody reads at most limit bytes. A declared Content-Length sizes the buffer once,
-// instead of io.ReadAll's doubling, which for a 120 KB frame would copy it twice over.
+// firstBodyBuffer is where a PUT body's buffer starts.
+const firstBodyBuffer = 8 << 10
+
+// readBody reads at most limit bytes. The buffer grows with the bytes that arrive,
+// doubling up to the declared Content-Length: a client that declares 130 KB and then
+// sends nothing holds 8 KB, not 130 KB (ten thousand such clients would otherwise
+// reserve over a gigabyte). An honest client's body still ends in one buffer of exactly
+// its length, after a few doublings.
 func readBody(w http.ResponseWriter, r *http.Request, limit int) ([]byte, error) {
 	if r.ContentLength > int64(limit) {
 		return nil, &http.MaxBytesError{Limit: int64(limit)}
 	}
 	body := http.MaxBytesReader(w, r.Body, int64(limit))
-	if r.ContentLength <= 0 {
-		return io.ReadAll(body)
+	// The most the buffer must hold: the declared length, or the limit, past which
+	// the reader fails.
+	most := int64(limit)
+	if r.ContentLength >= 0 {
+		most = r.ContentLength
 	}
-	buf := make([]byte, r.ContentLength)
-	if _, err := io.ReadFull(body, buf); err != nil {
+	buf := make([]byte, 0, min(firstBodyBuffer, most))
+	for int64(len(buf)) < most {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, int(min(int64(cap(buf)), most-int64(len(buf)))))
+		}
+		n, err := body.Read(buf[len(buf):min(int64(cap(buf)), most)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if r.ContentLength >= 0 && int64(len(buf)) < r.ContentLength {
+		return nil, io.ErrUnexpectedEOF
+	}
+	// Past the declared length (or the limit) there must be nothing.
+	var one [1]byte
+	n, err := body.Read(one[:])
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
 		return nil, err
-	}
-	// Anything past the declared length is a malformed request; the limit still holds.
-	if n, _ := body.Read(make([]byte, 1)); n > 0 {
+	case n > 0:
 		return nil, errors.New("body is longer than its Content-Length")
+	case err != nil && !errors.Is(err, io.EOF):
+		return nil, err
 	}
 	return buf, nil
 }

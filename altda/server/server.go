@@ -40,6 +40,13 @@ type Config struct {
 	ProbeInterval time.Duration // health probe period (default 2s)
 	CacheBytes    int           // read cache size (default 64 MiB; negative disables)
 	WriteTimeout  time.Duration // bound on one write to the stores (default 60s)
+	// SecondaryTimeout bounds the write to each secondary (default 5s). The secondaries
+	// are written in parallel; one that misses it is queued for repair and the PUT is
+	// answered 201 without waiting any longer.
+	SecondaryTimeout time.Duration
+	// CacheTTL, when positive, is how long a cached preimage may be served: set it to
+	// the stores' retention window so that the cache does not serve what they dropped.
+	CacheTTL      time.Duration
 	ReadTimeout   time.Duration // bound on one read from the stores (default 30s)
 	RepairBackoff time.Duration // first repair retry delay (default 500ms)
 
@@ -83,6 +90,12 @@ type Server struct {
 	listener net.Listener
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+	// storeCalls tracks store calls a request stopped waiting for (a secondary past its
+	// deadline), so that Close does not close a store under them. callsMu and closing
+	// keep new calls from starting once Close waits for them.
+	storeCalls sync.WaitGroup
+	callsMu    sync.Mutex
+	closing    bool
 
 	putCount, getCount atomic.Uint64
 
@@ -107,6 +120,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 60 * time.Second
 	}
+	if cfg.SecondaryTimeout <= 0 {
+		cfg.SecondaryTimeout = 5 * time.Second
+	}
 	if cfg.ReadTimeout <= 0 {
 		cfg.ReadTimeout = 30 * time.Second
 	}
@@ -125,7 +141,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, cache: newCache(cfg.CacheBytes), reg: cfg.Registry}
+	s := &Server{cfg: cfg, log: cfg.Logger, cache: newCache(cfg.CacheBytes, cfg.CacheTTL), reg: cfg.Registry}
 	s.m = newMetrics(cfg.Registry, func() float64 {
 		if s.queue == nil {
 			return 0
@@ -260,6 +276,19 @@ func (s *Server) close(ctx context.Context) error {
 		s.cancel()
 	}
 	s.wg.Wait()
+	s.callsMu.Lock()
+	s.closing = true
+	s.callsMu.Unlock()
+	calls := make(chan struct{})
+	go func() {
+		s.storeCalls.Wait()
+		close(calls)
+	}()
+	select {
+	case <-calls:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("store calls still running at shutdown: %w", ctx.Err()))
+	}
 	if s.queue != nil {
 		if err := s.queue.Close(); err != nil {
 			errs = append(errs, err)

@@ -393,16 +393,29 @@ func TestReadFallback(t *testing.T) {
 		t.Fatalf("secondary-only read: %v", err)
 	}
 
-	// Every store failing is not "not found": 503, which op-node retries.
-	ts.setFaults(t, `{"primary":{"get":"error"},"secondary":{"get":"unavailable"}}`)
-	a := ts.do(t, "GET", "/get/"+comm.String(), nil)
-	if a.status != 503 || a.header.Get("Retry-After") == "" {
-		t.Fatalf("all stores failing: %d %s", a.status, a.body)
+}
+
+// A GET that no store could answer is a 500: not a 404, which op-node would take for
+// missing (possibly challenged) data, and not a 503, which is the write path's signal to
+// fail over to L1 and means nothing for a read. op-node retries a 500.
+func TestGetFailureIs500(t *testing.T) {
+	ts := startServer(t, Config{CacheBytes: -1})
+	ctx := context.Background()
+	data := frame(43, 3000)
+	comm, err := ts.client.Put(ctx, data)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// A store failing and none having it: still not a 404.
-	a = ts.do(t, "GET", "/get/"+altda.Keccak256Commitment([]byte("absent")).String(), nil)
-	if a.status == 404 {
-		t.Fatal("404 while a store could not be asked")
+	ts.setFaults(t, `{"primary":{"get":"error"},"secondary":{"get":"unavailable"}}`)
+	for name, c := range map[string]altda.Commitment{"stored": comm, "absent": altda.Keccak256Commitment([]byte("absent"))} {
+		a := ts.do(t, "GET", "/get/"+c.String(), nil)
+		if a.status != http.StatusInternalServerError || a.json(t)["error"] == "" || a.header.Get("Retry-After") != "" {
+			t.Fatalf("%s, every store failing: %d %v %s, want 500 with an error and no Retry-After", name, a.status, a.header, a.body)
+		}
+		_, err := ts.client.Get(ctx, c)
+		if !errors.Is(err, altda.ErrServer) || errors.Is(err, altda.ErrUnavailable) || errors.Is(err, altda.ErrNotFound) {
+			t.Fatalf("%s: client outcome %v, want a server error", name, err)
+		}
 	}
 }
 
@@ -464,7 +477,7 @@ func TestCacheServesHotReads(t *testing.T) {
 }
 
 func TestCacheIsBounded(t *testing.T) {
-	c := newCache(1000)
+	c := newCache(1000, 0)
 	for i := 0; i < 100; i++ {
 		c.add([]byte{byte(i)}, make([]byte, 100))
 	}

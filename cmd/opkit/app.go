@@ -38,6 +38,7 @@ func newApp() *cli.App {
 			nodeCommand(),
 			daServerCommand(),
 			supervisorCommand(),
+			batcherCommand(),
 		},
 	}
 }

@@ -53,6 +53,8 @@ func daServerCommand() *cli.Command {
 			&cli.DurationFlag{Name: "probe-interval", Value: 2 * time.Second, Usage: "store health probe period", EnvVars: envVars(cmd, "probe-interval")},
 			&cli.IntFlag{Name: "cache-bytes", Value: 64 << 20, Usage: "read cache size in bytes (0 disables)", EnvVars: envVars(cmd, "cache-bytes")},
 			&cli.DurationFlag{Name: "status-interval", Value: 10 * time.Second, Usage: "how often to log a status line", EnvVars: envVars(cmd, "status-interval")},
+			&cli.DurationFlag{Name: "retention", Usage: "drop preimages from pebble stores once older than this, a value log segment at a time (0: keep everything)", EnvVars: envVars(cmd, "retention")},
+			&cli.DurationFlag{Name: "secondary-timeout", Value: 5 * time.Second, Usage: "deadline of each secondary write; past it the write is queued for repair and the PUT answered 201", EnvVars: envVars(cmd, "secondary-timeout")},
 		},
 		Action: runDAServer,
 	}
@@ -78,7 +80,7 @@ func runDAServer(c *cli.Context) error {
 	}
 	open := func(kind, role string) (store.Store, error) {
 		dir := filepath.Join(datadir, role+"-"+kind)
-		s, err := openDAStore(ctx, c, kind, dir)
+		s, err := openDAStore(ctx, c, log.With("store", role), kind, dir)
 		if err != nil {
 			return nil, err
 		}
@@ -117,6 +119,8 @@ func runDAServer(c *cli.Context) error {
 		Breaker:           breaker.Config{Threshold: c.Int("breaker.threshold"), Cooldown: c.Duration("breaker.cooldown")},
 		ProbeInterval:     c.Duration("probe-interval"),
 		CacheBytes:        cacheBytes,
+		CacheTTL:          c.Duration("retention"),
+		SecondaryTimeout:  c.Duration("secondary-timeout"),
 		Logger:            log,
 	})
 	if err != nil {
@@ -138,7 +142,8 @@ func runDAServer(c *cli.Context) error {
 	}
 	log.Info("da-server listening", "url", srv.URL(), "metrics", metrics.URL(),
 		"primary", primary.Name(), "secondaries", strings.Join(secNames, ","), "datadir", datadir,
-		"generic_commitment", c.Bool("generic-commitment"), "faults_admin", c.Bool("faults.admin"))
+		"generic_commitment", c.Bool("generic-commitment"), "faults_admin", c.Bool("faults.admin"),
+		"retention", c.Duration("retention"))
 
 	ticker := time.NewTicker(c.Duration("status-interval"))
 	defer ticker.Stop()
@@ -178,6 +183,10 @@ func checkDAFlags(c *cli.Context) error {
 		return errors.New("--breaker.threshold: must be positive")
 	case c.Int("cache-bytes") < 0:
 		return errors.New("--cache-bytes: must not be negative")
+	case c.Duration("retention") < 0:
+		return errors.New("--retention: must not be negative")
+	case c.Duration("secondary-timeout") <= 0:
+		return errors.New("--secondary-timeout: must be positive")
 	}
 	primary := c.String("primary")
 	switch primary {
@@ -206,10 +215,10 @@ func checkDAFlags(c *cli.Context) error {
 	return nil
 }
 
-func openDAStore(ctx context.Context, c *cli.Context, kind, dir string) (store.Store, error) {
+func openDAStore(ctx context.Context, c *cli.Context, log *slog.Logger, kind, dir string) (store.Store, error) {
 	switch kind {
 	case "pebble":
-		return pebblestore.Open(dir)
+		return pebblestore.OpenWith(dir, pebblestore.Options{Retention: c.Duration("retention"), Logger: log})
 	case "memory":
 		return store.NewMemory(), nil
 	case "s3":

@@ -42,6 +42,12 @@ func nodeCommand() *cli.Command {
 			&cli.IntFlag{Name: "metrics.port", Value: 7300, Usage: "/metrics and /health port (0 picks a free port)", EnvVars: envVars(cmd, "metrics.port")},
 			&cli.DurationFlag{Name: "l1.poll-interval", Value: time.Second, Usage: "how often L1 heads are polled", EnvVars: envVars(cmd, "l1.poll-interval")},
 			&cli.DurationFlag{Name: "status-interval", Value: 10 * time.Second, Usage: "how often to log a status line", EnvVars: envVars(cmd, "status-interval")},
+			&cli.StringFlag{Name: "l1.beacon", Usage: "L1 beacon API URL, for the blobs of blob batcher transactions (needed once the batcher posts blobs)", EnvVars: envVars(cmd, "l1.beacon")},
+			&cli.BoolFlag{Name: "altda.enabled", Usage: "read batcher data through AltDA commitments (rollup.json's alt_da section)", EnvVars: envVars(cmd, "altda.enabled")},
+			&cli.StringFlag{Name: "altda.da-server", Usage: "AltDA server URL the commitments' data is fetched from", EnvVars: envVars(cmd, "altda.da-server")},
+			&cli.DurationFlag{Name: "l1.timeout", Value: 10 * time.Second, Usage: "deadline of every L1 call", EnvVars: envVars(cmd, "l1.timeout")},
+			&cli.DurationFlag{Name: "l2.timeout", Value: 10 * time.Second, Usage: "deadline of every execution-client call", EnvVars: envVars(cmd, "l2.timeout")},
+			&cli.DurationFlag{Name: "health.stall-timeout", Value: 30 * time.Second, Usage: "/health answers 503 once derivation, the sequencer or L1 polling has failed for this long", EnvVars: envVars(cmd, "health.stall-timeout")},
 		},
 		Action: runNode,
 	}
@@ -58,13 +64,16 @@ func runNode(c *cli.Context) error {
 			return fmt.Errorf("--%s: %d is not a port", name, p)
 		}
 	}
-	for _, name := range []string{"l1.poll-interval", "status-interval"} {
+	for _, name := range []string{"l1.poll-interval", "status-interval", "l1.timeout", "l2.timeout", "health.stall-timeout"} {
 		if c.Duration(name) <= 0 {
 			return fmt.Errorf("--%s: must be positive", name)
 		}
 	}
 	if c.Bool("sequencer.stopped") && !c.Bool("sequencer.enabled") {
 		return fmt.Errorf("--sequencer.stopped: needs --sequencer.enabled")
+	}
+	if c.Bool("altda.enabled") != (c.String("altda.da-server") != "") {
+		return fmt.Errorf("--altda.da-server: required with --altda.enabled, and only with it")
 	}
 	rcfg, err := rollup.LoadConfig(c.String("rollup.config"))
 	if err != nil {
@@ -88,7 +97,10 @@ func runNode(c *cli.Context) error {
 			SequencerEnabled:    c.Bool("sequencer.enabled"),
 			SequencerStopped:    c.Bool("sequencer.stopped"),
 			SequencerMaxSafeLag: c.Uint64("sequencer.max-safe-lag"),
+			StallTimeout:        c.Duration("health.stall-timeout"),
 		},
+		L1CallTimeout: c.Duration("l1.timeout"), EngineCallTimeout: c.Duration("l2.timeout"),
+		L1BeaconURL: c.String("l1.beacon"), AltDAEnabled: c.Bool("altda.enabled"), AltDAServer: c.String("altda.da-server"),
 		SequencerL1Confs: c.Uint64("sequencer.l1-confs"),
 		RPCAddr:          c.String("rpc.addr"), RPCPort: c.Int("rpc.port"),
 		MetricsAddr: c.String("metrics.addr"), MetricsPort: c.Int("metrics.port"),

@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
+	"path/filepath"
 	"slices"
 	"sync"
 
@@ -27,6 +30,7 @@ const (
 	prefixBlock    = 'b' // 'b' ‖ number(8, big endian) → Block RLP
 	prefixGap      = 'g' // 'g' ‖ from(8) → to(8): blocks that could not be collected
 	prefixHash     = 'h' // 'h' ‖ block hash → number(8)
+	prefixHeld     = 'k' // 'k' ‖ hash → (empty): a reference held by the kept state
 )
 
 var keyStats = []byte("mstats") // node count and byte total, kept with every batch
@@ -48,6 +52,11 @@ type Block struct {
 	// Proofs are post-state nodes on the paths of accounts kept for every block (the
 	// L2ToL1MessagePasser), whether or not the block touched them.
 	Proofs []common.Hash
+	// HeldAdd and HeldDrop change the held set (the kept storage trie, see Hold): the
+	// nodes the block added to it and those it superseded. HeldDrop must be among the
+	// block's own references, so that dropping an orphan can restore them.
+	HeldAdd  []common.Hash `rlp:"optional"`
+	HeldDrop []common.Hash `rlp:"optional"`
 }
 
 // Refs is the set of preimages the block needs, without duplicates.
@@ -85,7 +94,8 @@ type Stats struct {
 // Store is the preimage store. Reads are safe from any goroutine; writes (AddBlock,
 // RemoveBlock, AddGap) must come from one writer at a time, which the follower is.
 type Store struct {
-	db *pebble.DB
+	db  *pebble.DB
+	dir string // empty for a store in memory
 
 	mu    sync.Mutex
 	stats Stats
@@ -127,7 +137,7 @@ func open(dir string, opts *pebble.Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open preimage store %q: %w", dir, err)
 	}
-	s := &Store{db: db}
+	s := &Store{db: db, dir: dir}
 	if err := s.loadBounds(); err != nil {
 		db.Close()
 		return nil, err
@@ -218,9 +228,10 @@ func (s *Store) Refs(h common.Hash) (uint32, error) {
 	return n, err
 }
 
-// AddBlock stores a block and takes a reference to each preimage it needs. preimages
-// must hold the value of every needed preimage the store does not hold yet; each value
-// is checked against its hash. A block with the same number must not be stored.
+// AddBlock stores a block and takes a reference to each preimage it needs, and applies
+// its change to the held set. preimages must hold the value of every needed preimage the
+// store does not hold yet; each value is checked against its hash. A block with the same
+// number must not be stored.
 func (s *Store) AddBlock(b *Block, preimages map[common.Hash][]byte) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -229,36 +240,28 @@ func (s *Store) AddBlock(b *Block, preimages map[common.Hash][]byte) error {
 	} else if !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("add block %d: %w", b.Number, err)
 	}
+	refs := b.Refs()
+	for _, h := range b.HeldDrop {
+		if _, found := slices.BinarySearchFunc(refs, h, func(x, y common.Hash) int { return x.Cmp(y) }); !found {
+			return fmt.Errorf("add block %d: superseded held node %s is not among the block's references", b.Number, h)
+		}
+	}
 	enc, err := rlp.EncodeToBytes(b)
 	if err != nil {
 		return fmt.Errorf("encode block %d: %w", b.Number, err)
 	}
 	batch := s.db.NewBatch()
 	defer batch.Close()
-	stats := s.Stats()
-	for _, h := range b.Refs() {
-		n, size, err := s.refs(h)
-		if err != nil {
-			return fmt.Errorf("add block %d: %w", b.Number, err)
-		}
-		if n == 0 {
-			val, ok := preimages[h]
-			if !ok {
-				return fmt.Errorf("add block %d: preimage %s is neither stored nor supplied", b.Number, h)
-			}
-			if crypto.Keccak256Hash(val) != h {
-				return fmt.Errorf("add block %d: supplied value for %s hashes to %s", b.Number, h, crypto.Keccak256Hash(val))
-			}
-			if err := batch.Set(hashKey(prefixPreimage, h), val, nil); err != nil {
-				return err
-			}
-			stats.Preimages++
-			stats.Bytes += uint64(len(val))
-			size = uint32(len(val))
-		}
-		if err := batch.Set(hashKey(prefixRefs, h), refsValue(n+1, size), nil); err != nil {
-			return err
-		}
+	delta := map[common.Hash]int{}
+	for _, h := range refs {
+		delta[h]++
+	}
+	if err := s.held(batch, delta, b.HeldAdd, b.HeldDrop); err != nil {
+		return fmt.Errorf("add block %d: %w", b.Number, err)
+	}
+	stats, err := s.apply(batch, delta, preimages)
+	if err != nil {
+		return fmt.Errorf("add block %d: %w", b.Number, err)
 	}
 	if err := batch.Set(numKey(prefixBlock, b.Number), enc, nil); err != nil {
 		return err
@@ -281,9 +284,90 @@ func (s *Store) AddBlock(b *Block, preimages map[common.Hash][]byte) error {
 	return nil
 }
 
-// RemoveBlock drops block number n and releases its references, deleting every
-// preimage no other retained block needs.
+// held records additions to and removals from the held set in batch and adds the
+// reference changes to delta.
+func (s *Store) held(batch *pebble.Batch, delta map[common.Hash]int, add, drop []common.Hash) error {
+	for _, h := range add {
+		delta[h]++
+		if err := batch.Set(hashKey(prefixHeld, h), nil, nil); err != nil {
+			return err
+		}
+	}
+	for _, h := range drop {
+		delta[h]--
+		if err := batch.Delete(hashKey(prefixHeld, h), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// apply changes reference counts by delta in batch, storing supplied values for
+// preimages that appear and deleting those whose count reaches zero, and returns the
+// resulting stats.
+func (s *Store) apply(batch *pebble.Batch, delta map[common.Hash]int, preimages map[common.Hash][]byte) (Stats, error) {
+	stats := s.Stats()
+	hashes := slices.SortedFunc(maps.Keys(delta), func(x, y common.Hash) int { return x.Cmp(y) })
+	for _, h := range hashes {
+		d := delta[h]
+		if d == 0 {
+			continue
+		}
+		n, size, err := s.refs(h)
+		if err != nil {
+			return stats, err
+		}
+		next := int64(n) + int64(d)
+		switch {
+		case next < 0:
+			return stats, fmt.Errorf("preimage %s has %d references, %d to release", h, n, -d)
+		case n == 0:
+			val, ok := preimages[h]
+			if !ok {
+				return stats, fmt.Errorf("preimage %s is neither stored nor supplied", h)
+			}
+			if crypto.Keccak256Hash(val) != h {
+				return stats, fmt.Errorf("supplied value for %s hashes to %s", h, crypto.Keccak256Hash(val))
+			}
+			if err := batch.Set(hashKey(prefixPreimage, h), val, nil); err != nil {
+				return stats, err
+			}
+			stats.Preimages++
+			stats.Bytes += uint64(len(val))
+			size = uint32(len(val))
+		}
+		if next == 0 {
+			stats.Preimages--
+			stats.Bytes -= uint64(size)
+			if err := batch.Delete(hashKey(prefixPreimage, h), nil); err != nil {
+				return stats, err
+			}
+			if err := batch.Delete(hashKey(prefixRefs, h), nil); err != nil {
+				return stats, err
+			}
+			continue
+		}
+		if err := batch.Set(hashKey(prefixRefs, h), refsValue(uint32(next), size), nil); err != nil {
+			return stats, err
+		}
+	}
+	return stats, nil
+}
+
+// RemoveBlock drops block number n, which left the window, and releases its references,
+// deleting every preimage nothing else needs. Its change to the held set stays: the
+// blocks after it build on it.
 func (s *Store) RemoveBlock(n uint64) error {
+	return s.remove(n, false)
+}
+
+// RemoveOrphan drops block number n, the last retained block, which is no longer
+// canonical: its references are released and its change to the held set undone.
+func (s *Store) RemoveOrphan(n uint64) error {
+	return s.remove(n, true)
+}
+
+func (s *Store) remove(n uint64, orphan bool) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	b, err := s.Block(n)
@@ -292,29 +376,18 @@ func (s *Store) RemoveBlock(n uint64) error {
 	}
 	batch := s.db.NewBatch()
 	defer batch.Close()
-	stats := s.Stats()
+	delta := map[common.Hash]int{}
 	for _, h := range b.Refs() {
-		c, size, err := s.refs(h)
-		if err != nil {
+		delta[h]--
+	}
+	if orphan {
+		if err := s.held(batch, delta, b.HeldDrop, b.HeldAdd); err != nil {
 			return fmt.Errorf("remove block %d: %w", n, err)
 		}
-		switch c {
-		case 0:
-			return fmt.Errorf("remove block %d: preimage %s has no references left to release", n, h)
-		case 1:
-			stats.Preimages--
-			stats.Bytes -= uint64(size)
-			if err := batch.Delete(hashKey(prefixPreimage, h), nil); err != nil {
-				return err
-			}
-			if err := batch.Delete(hashKey(prefixRefs, h), nil); err != nil {
-				return err
-			}
-		default:
-			if err := batch.Set(hashKey(prefixRefs, h), refsValue(c-1, size), nil); err != nil {
-				return err
-			}
-		}
+	}
+	stats, err := s.apply(batch, delta, nil)
+	if err != nil {
+		return fmt.Errorf("remove block %d: %w", n, err)
 	}
 	if err := batch.Delete(numKey(prefixBlock, n), nil); err != nil {
 		return err
@@ -326,6 +399,57 @@ func (s *Store) RemoveBlock(n uint64) error {
 		return err
 	}
 	return s.loadBounds()
+}
+
+// Hold replaces the held set with hold: references kept not by any one block but by the
+// state being followed (the collector keeps the L2ToL1MessagePasser's whole storage trie
+// this way, so that every retained block can prove any of its slots). Blocks then change
+// the set as they are added (HeldAdd, HeldDrop). preimages must hold the value of every
+// node of hold the store does not hold yet.
+func (s *Store) Hold(hold []common.Hash, preimages map[common.Hash][]byte) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	old, err := s.Held()
+	if err != nil {
+		return err
+	}
+	batch := s.db.NewBatch()
+	defer batch.Close()
+	delta := map[common.Hash]int{}
+	if err := s.held(batch, delta, nil, old); err != nil {
+		return err
+	}
+	if err := s.held(batch, delta, slices.Compact(slices.SortedFunc(slices.Values(hold), func(x, y common.Hash) int { return x.Cmp(y) })), nil); err != nil {
+		return err
+	}
+	stats, err := s.apply(batch, delta, preimages)
+	if err != nil {
+		return fmt.Errorf("hold %d nodes: %w", len(hold), err)
+	}
+	return s.commit(batch, stats)
+}
+
+// Held lists the held set.
+func (s *Store) Held() ([]common.Hash, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixHeld}, UpperBound: []byte{prefixHeld + 1}})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []common.Hash
+	for it.First(); it.Valid(); it.Next() {
+		out = append(out, common.BytesToHash(it.Key()[1:]))
+	}
+	return out, it.Error()
+}
+
+// IsHeld tells whether h is in the held set.
+func (s *Store) IsHeld(h common.Hash) (bool, error) {
+	_, err := s.get(hashKey(prefixHeld, h))
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // loadBounds reads the lowest and highest block numbers from the index. It seeks from
@@ -439,8 +563,69 @@ func (s *Store) Gaps() ([]Gap, error) {
 	return out, it.Error()
 }
 
-// DiskSize is the bytes the store's files take on disk (or in memory).
-func (s *Store) DiskSize() uint64 { return s.db.Metrics().DiskSpaceUsage() }
+// DiskSize is the bytes the store's files take on disk, as du counts them: allocated
+// blocks (st_blocks × 512), not file sizes, which on a small store are mostly Pebble's
+// preallocated write-ahead logs. A store in memory reports Pebble's own total.
+func (s *Store) DiskSize() (uint64, error) {
+	if s.dir == "" {
+		return s.db.Metrics().DiskSpaceUsage(), nil
+	}
+	var total uint64
+	err := filepath.WalkDir(s.dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // a file Pebble deleted while we walked
+			}
+			return err
+		}
+		info, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		total += allocatedBytes(info)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("measure store %s: %w", s.dir, err)
+	}
+	return total, nil
+}
+
+// PruneGaps forgets gaps, and the parts of gaps, below block keepFrom: they left the
+// window with the blocks around them.
+func (s *Store) PruneGaps(keepFrom uint64) error {
+	gaps, err := s.Gaps()
+	if err != nil {
+		return err
+	}
+	batch := s.db.NewBatch()
+	defer batch.Close()
+	changed := false
+	for _, g := range gaps {
+		if g.From >= keepFrom {
+			break
+		}
+		changed = true
+		if err := batch.Delete(numKey(prefixGap, g.From), nil); err != nil {
+			return err
+		}
+		if g.To >= keepFrom {
+			if err := batch.Set(numKey(prefixGap, keepFrom), binary.BigEndian.AppendUint64(nil, g.To), nil); err != nil {
+				return err
+			}
+		}
+	}
+	if !changed {
+		return nil
+	}
+	if err := batch.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("prune gaps below %d: %w", keepFrom, err)
+	}
+	return nil
+}
 
 // Compact compacts the whole key space, so that DiskSize reflects deletions.
 func (s *Store) Compact() error {

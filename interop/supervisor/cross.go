@@ -1,89 +1,12 @@
 package supervisor
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/opkit/opkit/eth"
 	"github.com/opkit/opkit/interop"
 )
-
-// verdict is the outcome of checking a block's executing messages.
-type verdict int
-
-const (
-	valid   verdict = iota
-	wait            // an initiating message is not yet known, or not yet safe enough
-	invalid         // an executing message can never become valid
-)
-
-// level is the safety a block is checked for.
-type level int
-
-const (
-	unsafeLevel level = iota
-	safeLevel
-)
-
-// checkLocked decides whether every executing message of block b on chain c refers to an
-// initiating message that exists and is itself at least at lvl.
-func (s *Supervisor) checkLocked(c interop.ChainID, b *blockEntry, lvl level) (verdict, string) {
-	for i, l := range b.Logs {
-		if l.Exec == nil {
-			continue
-		}
-		id := l.Exec.Identifier
-		switch {
-		case !s.cfg.DependencySet.HasChain(id.ChainID):
-			return invalid, "initiating chain is not in the dependency set"
-		case id.Timestamp > b.Ref.Time:
-			return invalid, "initiating message is newer than the executing block"
-		case b.Ref.Time > id.Timestamp+interop.MessageExpiryWindow:
-			return invalid, "initiating message expired"
-		}
-		ist, ok := s.chains[id.ChainID]
-		if !ok {
-			return wait, "initiating chain not synced yet"
-		}
-		known := ist.LocalUnsafe.Number
-		if lvl == safeLevel {
-			known = ist.LocalSafe.Derived.Number
-		}
-		if id.BlockNumber > known {
-			return wait, "initiating block not known yet"
-		}
-		ib, err := s.db.block(id.ChainID, id.BlockNumber)
-		if err != nil || ib == nil {
-			if id.BlockNumber < ist.Anchor.Derived.Number {
-				return invalid, "initiating block precedes interop"
-			}
-			return wait, "initiating block not indexed"
-		}
-		if ib.Ref.Time != id.Timestamp {
-			return invalid, "initiating block has another timestamp"
-		}
-		if int(id.LogIndex) >= len(ib.Logs) {
-			return invalid, "no log at the initiating log index"
-		}
-		il := ib.Logs[id.LogIndex]
-		if il.Address != id.Origin || il.Hash != l.Exec.PayloadHash {
-			return invalid, "initiating log does not match the message"
-		}
-		if id.ChainID == c && id.BlockNumber == b.Ref.Number {
-			if int(id.LogIndex) >= i {
-				return invalid, "message executed before it was initiated"
-			}
-			continue
-		}
-		cross := ist.CrossUnsafe.Number
-		if lvl == safeLevel {
-			cross = ist.CrossSafe.Derived.Number
-		}
-		if id.BlockNumber > cross {
-			return wait, "initiating block not cross-safe enough yet"
-		}
-	}
-	return valid, ""
-}
 
 // invalidation asks the nodes of a chain to replace a block.
 type invalidation struct {
@@ -124,57 +47,64 @@ func (s *Supervisor) updateLocked() ([]interop.ChainID, []invalidation, error) {
 		chains = append(chains, c)
 	}
 	slices.Sort(chains)
-	next := make(map[interop.ChainID]*chainState, len(chains))
+	// Work on copies; they are swapped in only once written, so a failed write leaves
+	// memory matching the database.
+	v := &updateView{s: s, next: make(map[interop.ChainID]*chainState, len(chains)), blocks: map[blockAt]*blockEntry{}}
 	for _, c := range chains {
 		cp := *s.chains[c]
-		next[c] = &cp
+		v.next[c] = &cp
 	}
-	// The checks read s.chains; work on copies and swap them in as heads move, so a
-	// failed write leaves memory matching the database.
-	orig := s.chains
-	s.chains = next
-	defer func() { s.chains = orig }()
-
 	var invalidations []invalidation
 	for progress := true; progress; {
 		progress = false
 		for _, c := range chains {
-			st := next[c]
+			st := v.next[c]
 			for st.CrossUnsafe.Number < st.LocalUnsafe.Number {
-				b, err := s.db.block(c, st.CrossUnsafe.Number+1)
+				b, err := v.block(c, st.CrossUnsafe.Number+1)
 				if err != nil {
 					return nil, nil, err
 				}
 				if b == nil {
 					break
 				}
-				if v, _ := s.checkLocked(c, b, unsafeLevel); v != valid {
+				d, err := checkCandidate(v, s.cfg.DependencySet, c, b, unsafeLevel)
+				if err != nil {
+					return nil, nil, err
+				}
+				if d.verdict != valid {
 					break
 				}
 				st.CrossUnsafe = b.Ref
 				progress = true
 			}
 			for st.CrossSafe.Derived.Number < st.LocalSafe.Derived.Number {
-				b, err := s.db.block(c, st.CrossSafe.Derived.Number+1)
+				b, err := v.block(c, st.CrossSafe.Derived.Number+1)
 				if err != nil {
 					return nil, nil, err
 				}
 				if b == nil || b.Source == nil {
 					break
 				}
-				v, why := s.checkLocked(c, b, safeLevel)
-				if v == invalid {
+				d, err := checkCandidate(v, s.cfg.DependencySet, c, b, safeLevel)
+				if err != nil {
+					return nil, nil, err
+				}
+				if d.verdict == invalid {
 					if _, ok := s.pending[c]; !ok {
 						s.pending[c] = b.Ref.Seal()
 						invalidations = append(invalidations, invalidation{chain: c, seal: b.Ref.Seal()})
-						s.log.Debug("Block fails cross-safety", "chain", c, "block", b.Ref, "reason", why)
+						s.log.Debug("Block fails cross-safety", "chain", c, "block", b.Ref, "reason", d.why)
 					}
 					break
 				}
-				if v != valid {
+				if d.verdict != valid {
 					break
 				}
-				st.CrossSafe = eth.DerivedBlockRefPair{Source: *b.Source, Derived: b.Ref}
+				promoted := *b
+				scope := d.scope
+				promoted.CrossSource = &scope
+				v.blocks[blockAt{c, b.Ref.Number}] = &promoted
+				st.CrossSafe = eth.DerivedBlockRefPair{Source: scope, Derived: b.Ref}
 				if st.CrossUnsafe.Number < b.Ref.Number {
 					st.CrossUnsafe = b.Ref
 				}
@@ -183,13 +113,13 @@ func (s *Supervisor) updateLocked() ([]interop.ChainID, []invalidation, error) {
 		}
 	}
 	for _, c := range chains {
-		st := next[c]
+		st := v.next[c]
 		for st.Finalized.Number < st.CrossSafe.Derived.Number {
-			b, err := s.db.block(c, st.Finalized.Number+1)
+			b, err := v.block(c, st.Finalized.Number+1)
 			if err != nil {
 				return nil, nil, err
 			}
-			if b == nil || b.Source == nil || s.finL1.IsZero() || b.Source.Number > s.finL1.Number {
+			if b == nil || b.Source == nil || s.finL1.IsZero() || b.crossSource(st).Number > s.finL1.Number {
 				break
 			}
 			st.Finalized = b.Ref
@@ -197,24 +127,49 @@ func (s *Supervisor) updateLocked() ([]interop.ChainID, []invalidation, error) {
 	}
 	var changed []interop.ChainID
 	w := s.db.batch()
+	for at, b := range v.blocks {
+		w.putJSON(blockKey(at.chain, at.number), b)
+	}
 	for _, c := range chains {
-		if *next[c] != *orig[c] {
+		if *v.next[c] != *s.chains[c] {
 			changed = append(changed, c)
-			w.putJSON(stateKey(c), next[c])
+			w.putJSON(stateKey(c), v.next[c])
 		}
 	}
 	if len(changed) == 0 {
 		w.b.Close()
 		return nil, invalidations, nil
 	}
-	if err := w.commitRecoverable(); err != nil {
+	// Written with fsync before any node hears of them: a supervisor that restarts never
+	// promotes less than it told.
+	if err := w.commit(); err != nil {
 		return nil, nil, err
 	}
 	for _, c := range changed {
-		*orig[c] = *next[c]
-		s.m.setHeads(c, orig[c])
+		*s.chains[c] = *v.next[c]
+		s.m.setHeads(c, s.chains[c])
 	}
 	return changed, invalidations, nil
+}
+
+// updateView is the cross-safety rules' view during an update: the heads as they move,
+// and the blocks promoted so far (with their cross-safe source) over the database.
+type updateView struct {
+	s      *Supervisor
+	next   map[interop.ChainID]*chainState
+	blocks map[blockAt]*blockEntry
+}
+
+func (v *updateView) chainState(c interop.ChainID) (*chainState, bool) {
+	st, ok := v.next[c]
+	return st, ok
+}
+
+func (v *updateView) block(c interop.ChainID, n uint64) (*blockEntry, error) {
+	if b, ok := v.blocks[blockAt{c, n}]; ok {
+		return b, nil
+	}
+	return v.s.db.block(c, n)
 }
 
 // setFinalizedL1 records a newer finalized L1 block and moves finality.
@@ -258,4 +213,90 @@ func (s *Supervisor) promotionFor(c interop.ChainID) (promotion, bool) {
 		p.invalidate = &seal
 	}
 	return p, true
+}
+
+// capDependentsLocked lowers the cross heads of every chain holding a cross block that
+// executes a message initiated on chain c at or above block from, which is being dropped
+// (a reorg or a replacement). Such a block was cross only because the dropped block
+// existed; it is checked again against what replaces it. Dependents of lowered blocks are
+// lowered in turn. cNext is chain c's own new state, its heads already below from. The
+// new states, cNext's included, are written to w; apply them once w is committed.
+func (s *Supervisor) capDependentsLocked(w *writeBatch, c interop.ChainID, from uint64, cNext chainState) (map[interop.ChainID]chainState, error) {
+	capped := map[interop.ChainID]chainState{c: cNext}
+	w.putJSON(stateKey(c), &cNext)
+	current := func(y interop.ChainID) chainState {
+		if st, ok := capped[y]; ok {
+			return st
+		}
+		return *s.chains[y]
+	}
+	type drop struct {
+		chain interop.ChainID
+		from  uint64
+	}
+	work := []drop{{c, from}}
+	for len(work) > 0 {
+		d := work[0]
+		work = work[1:]
+		for y := range s.chains {
+			st := current(y)
+			first, err := s.firstDependent(y, st, d.chain, d.from)
+			if err != nil {
+				return nil, err
+			}
+			if first == 0 {
+				continue
+			}
+			keep, err := s.db.block(y, first-1)
+			if err != nil {
+				return nil, err
+			}
+			if keep == nil {
+				return nil, fmt.Errorf("block %d of chain %s below a cross head is not indexed", first-1, y)
+			}
+			if st.CrossUnsafe.Number >= first {
+				st.CrossUnsafe = keep.Ref
+			}
+			if st.CrossSafe.Derived.Number >= first {
+				st.CrossSafe = eth.DerivedBlockRefPair{Source: keep.crossSource(&st), Derived: keep.Ref}
+			}
+			if st.Finalized.Number >= first {
+				s.log.Error("A finalized block depends on a dropped block", "chain", y, "block", first, "initiating chain", d.chain, "from", d.from)
+			}
+			s.log.Warn("Lowering cross heads: a block depends on a dropped block", "chain", y, "dependent", first, "initiating chain", d.chain, "from", d.from)
+			capped[y] = st
+			w.putJSON(stateKey(y), &st)
+			work = append(work, drop{y, first})
+		}
+	}
+	return capped, nil
+}
+
+// firstDependent is the lowest cross block of chain y (above its finalized head) that
+// executes a message initiated on chain c at block from or later; 0 when there is none.
+func (s *Supervisor) firstDependent(y interop.ChainID, st chainState, c interop.ChainID, from uint64) (uint64, error) {
+	top := max(st.CrossUnsafe.Number, st.CrossSafe.Derived.Number)
+	for n := st.Finalized.Number + 1; n <= top; n++ {
+		b, err := s.db.block(y, n)
+		if err != nil {
+			return 0, err
+		}
+		if b == nil {
+			return 0, nil
+		}
+		for _, l := range b.Logs {
+			if l.Exec != nil && l.Exec.Identifier.ChainID == c && l.Exec.Identifier.BlockNumber >= from && !(y == c && n >= from) {
+				return n, nil
+			}
+		}
+	}
+	return 0, nil
+}
+
+// applyCappedLocked installs the states capDependentsLocked computed, after their write.
+func (s *Supervisor) applyCappedLocked(capped map[interop.ChainID]chainState) {
+	for y, st := range capped {
+		*s.chains[y] = st
+		s.m.setHeads(y, s.chains[y])
+	}
 }

@@ -88,11 +88,15 @@ func (s *Supervisor) rewindUnsafeLocked(c interop.ChainID, to uint64) error {
 	if next.CrossUnsafe.Number > to {
 		next.CrossUnsafe = b.Ref
 	}
-	w.putJSON(stateKey(c), &next)
+	capped, err := s.capDependentsLocked(w, c, to+1, next)
+	if err != nil {
+		w.b.Close()
+		return err
+	}
 	if err := w.commit(); err != nil {
 		return err
 	}
-	*st = next
+	s.applyCappedLocked(capped)
 	s.log.Info("Rewound unsafe blocks", "chain", c, "to", b.Ref)
 	return nil
 }
@@ -283,19 +287,38 @@ func (s *Supervisor) onReplace(ctx context.Context, c interop.ChainID, src block
 		next := *st
 		next.LocalUnsafe = r.Replacement
 		next.LocalSafe = eth.DerivedBlockRefPair{Source: source, Derived: r.Replacement}
-		if next.CrossUnsafe.Number >= n || next.CrossSafe.Derived.Number >= n {
-			return fmt.Errorf("replaced block %d is below a cross head of chain %s", n, c)
+		if next.Finalized.Number >= n {
+			return fmt.Errorf("replaced block %d is finalized on chain %s", n, c)
 		}
+		// The replaced block was not cross-safe (it was invalidated for failing the
+		// check), but it may have been cross-unsafe; so may blocks of other chains that
+		// executed its messages.
 		w := s.db.batch()
+		if next.CrossUnsafe.Number >= n || next.CrossSafe.Derived.Number >= n {
+			parent, err := s.db.block(c, n-1)
+			if err != nil || parent == nil {
+				w.b.Close()
+				return fmt.Errorf("parent of replaced block %d of chain %s: %w", n, c, errors.Join(err, errInconsistent))
+			}
+			if next.CrossUnsafe.Number >= n {
+				next.CrossUnsafe = parent.Ref
+			}
+			if next.CrossSafe.Derived.Number >= n {
+				next.CrossSafe = eth.DerivedBlockRefPair{Source: parent.crossSource(&next), Derived: parent.Ref}
+			}
+		}
 		w.deleteBlocksFrom(c, n)
 		w.putJSON(blockKey(c, n), &blockEntry{Ref: r.Replacement, Logs: indexLogs(receipts), Source: &source})
-		w.putJSON(stateKey(c), &next)
+		capped, err := s.capDependentsLocked(w, c, n, next)
+		if err != nil {
+			w.b.Close()
+			return err
+		}
 		if err := w.commit(); err != nil {
 			return err
 		}
-		*st = next
+		s.applyCappedLocked(capped)
 		delete(s.pending, c)
-		s.m.setHeads(c, st)
 		return nil
 	})
 	if err != nil {
@@ -336,19 +359,22 @@ func (s *Supervisor) rewindSafeLocked(c interop.ChainID, to uint64) error {
 		next.CrossUnsafe = b.Ref
 	}
 	if next.CrossSafe.Derived.Number > to {
-		next.CrossSafe = next.LocalSafe
+		next.CrossSafe = eth.DerivedBlockRefPair{Source: b.crossSource(&next), Derived: b.Ref}
 	}
 	if next.Finalized.Number > to {
 		next.Finalized = b.Ref
 	}
 	w := s.db.batch()
 	w.deleteBlocksFrom(c, to+1)
-	w.putJSON(stateKey(c), &next)
+	capped, err := s.capDependentsLocked(w, c, to+1, next)
+	if err != nil {
+		w.b.Close()
+		return err
+	}
 	if err := w.commit(); err != nil {
 		return err
 	}
-	*st = next
-	s.m.setHeads(c, st)
+	s.applyCappedLocked(capped)
 	s.log.Warn("Rewound local-safe records after the node re-derived", "chain", c, "to", b.Ref)
 	return nil
 }

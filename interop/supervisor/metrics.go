@@ -15,6 +15,7 @@ type Metrics struct {
 	connects          prometheus.Counter
 	disconnects       prometheus.Counter
 	provided          prometheus.Counter
+	l1Mismatches      prometheus.Counter
 	promotionFailures prometheus.Counter
 }
 
@@ -49,13 +50,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "opkit", Subsystem: "supervisor", Name: "l1_provided_total",
 			Help: "L1 blocks provided to nodes after they exhausted L1",
 		}),
+		l1Mismatches: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "opkit", Subsystem: "supervisor", Name: "l1_not_extending_total",
+			Help: "Times the next L1 block did not extend the one a node exhausted (an L1 reorg); the node is checked instead",
+		}),
 		promotionFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "opkit", Subsystem: "supervisor", Name: "node_call_failures_total",
 			Help: "Promotion and invalidation calls a node did not acknowledge (they are retried)",
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.heads, m.events, m.resets, m.invalidations, m.connects, m.disconnects, m.provided, m.promotionFailures)
+		reg.MustRegister(m.heads, m.events, m.resets, m.invalidations, m.connects, m.disconnects, m.provided, m.l1Mismatches, m.promotionFailures)
 	}
 	return m
 }

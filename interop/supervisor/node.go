@@ -69,6 +69,12 @@ func (n *nodeConn) currentClient() *rpc.Client {
 	return n.client
 }
 
+func (n *nodeConn) awaitingL1() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.exhausted != nil
+}
+
 func (n *nodeConn) kickPromote() {
 	select {
 	case n.promote <- struct{}{}:
@@ -210,6 +216,7 @@ func (n *nodeConn) session(ctx context.Context) error {
 	}
 	n.log.Info("Managing node", "chain", chain, "mode", map[bool]string{true: "pull", false: "subscription"}[pull])
 	n.s.m.connects.Inc()
+	n.restoreExhausted()
 	n.kickPromote()
 	n.kickL1()
 	if pull {
@@ -289,6 +296,13 @@ func (n *nodeConn) handle(ctx context.Context, sess session, ev *interop.Managed
 	if ev.ExhaustL1 != nil {
 		n.s.m.events.WithLabelValues(c.String(), "exhaustL1").Inc()
 		src := ev.ExhaustL1.Source
+		// Kept durably: a node does not say it again, so a supervisor that restarts
+		// while the next L1 block is due must still know to provide it.
+		w := n.s.db.batch()
+		w.putJSON(exhaustedKey(n.endpoint), &src)
+		if err := w.commit(); err != nil {
+			errs = append(errs, fmt.Errorf("record exhausted L1: %w", err))
+		}
 		n.mu.Lock()
 		n.exhausted = &src
 		n.mu.Unlock()
@@ -324,17 +338,65 @@ func (n *nodeConn) provideL1(ctx context.Context, sess session) {
 		n.log.Warn("Cannot read the next L1 block", "after", exhausted, "err", err)
 		return
 	}
+	if next.ParentHash != exhausted.Hash {
+		// L1 reorged under what the node has read: the canonical next block does not
+		// extend it, and giving it anyway would splice two forks. The node needs a
+		// reset onto the canonical chain; the consistency check decides it.
+		n.s.m.l1Mismatches.Inc()
+		n.log.Warn("Next L1 block does not extend the node's last one, checking the node", "last", exhausted, "next", next)
+		n.mu.Lock()
+		if n.exhausted == exhausted {
+			n.exhausted = nil
+		}
+		n.mu.Unlock()
+		n.forgetExhausted()
+		if err := n.checkConsistency(ctx, sess); err != nil {
+			n.log.Warn("Consistency check after an L1 reorg failed", "err", err)
+		}
+		return
+	}
 	if err := n.call(ctx, sess.cl, nil, "interop_provideL1", next); err != nil {
 		n.log.Warn("Node did not take the next L1 block", "next", next, "err", err)
 		return
 	}
 	n.mu.Lock()
-	if n.exhausted == exhausted {
+	done := n.exhausted == exhausted
+	if done {
 		n.exhausted = nil
 	}
 	n.mu.Unlock()
+	if done {
+		n.forgetExhausted()
+	}
 	n.s.m.provided.Inc()
 	n.log.Debug("Provided next L1 block", "next", next)
+}
+
+// forgetExhausted drops the durable record of a pending exhaust-L1.
+func (n *nodeConn) forgetExhausted() {
+	w := n.s.db.batch()
+	w.delete(exhaustedKey(n.endpoint))
+	if err := w.commit(); err != nil {
+		n.log.Warn("Cannot clear the exhausted-L1 record", "err", err)
+	}
+}
+
+// restoreExhausted takes up an exhaust-L1 recorded before a restart, unless the node
+// has reported a newer one since.
+func (n *nodeConn) restoreExhausted() {
+	rec, err := n.s.db.exhausted(n.endpoint)
+	if err != nil {
+		n.log.Warn("Cannot read the exhausted-L1 record", "err", err)
+		return
+	}
+	if rec == nil {
+		return
+	}
+	n.mu.Lock()
+	if n.exhausted == nil {
+		n.exhausted = rec
+	}
+	n.mu.Unlock()
 }
 
 // promoteLoop sends the chain's cross-unsafe, cross-safe and finalized heads and pending

@@ -39,10 +39,13 @@ type blockEntry struct {
 	Logs []logEntry   `json:"logs,omitempty"`
 	// Source is the L1 block the block was derived from, once it is local-safe.
 	Source *eth.BlockRef `json:"source,omitempty"`
+	// CrossSource is the L1 block it is cross-safe from, once it is: its own source or a
+	// later one, when a message it executes was initiated in a block derived from later L1.
+	CrossSource *eth.BlockRef `json:"crossSource,omitempty"`
 }
 
 // Key layout: 's' ‖ chain → chainState; 'b' ‖ chain ‖ number → blockEntry; 'f' → the
-// finalized L1 block. Numbers are big-endian so that blocks sort by height.
+// finalized L1 block; 'e' ‖ node endpoint → the L1 block the node exhausted. Numbers are big-endian so that blocks sort by height.
 func stateKey(c interop.ChainID) []byte {
 	return binary.BigEndian.AppendUint64([]byte{'s'}, uint64(c))
 }
@@ -53,6 +56,20 @@ func blockKey(c interop.ChainID, n uint64) []byte {
 }
 
 var finalizedL1Key = []byte{'f'}
+
+// exhaustedKey holds the L1 block a node (by endpoint) last said it used up, until the
+// next one is given to it: 'e' ‖ endpoint → BlockRef.
+func exhaustedKey(endpoint string) []byte { return append([]byte{'e'}, endpoint...) }
+
+// exhausted returns what exhaustedKey holds for endpoint, or nil.
+func (s *store) exhausted(endpoint string) (*eth.BlockRef, error) {
+	var r eth.BlockRef
+	ok, err := s.getJSON(exhaustedKey(endpoint), &r)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &r, nil
+}
 
 // store is the durable state. Writes go through batches committed with fsync, so a crash
 // loses nothing that a node was told.
@@ -130,6 +147,13 @@ func (w *writeBatch) putJSON(key []byte, v any) {
 		return
 	}
 	w.err = w.b.Set(key, data, nil)
+}
+
+// delete removes key.
+func (w *writeBatch) delete(key []byte) {
+	if w.err == nil {
+		w.err = w.b.Delete(key, nil)
+	}
 }
 
 // deleteBlocksFrom drops the blocks of chain c from number n up.

@@ -218,6 +218,8 @@ func (s *Supervisor) closeResources() error {
 type Status struct {
 	FinalizedL1 eth.BlockRef
 	Chains      map[interop.ChainID]chainState
+	// AwaitingL1 counts the nodes that exhausted L1 and wait for their next block.
+	AwaitingL1 int
 }
 
 // Status returns the current heads.
@@ -227,6 +229,11 @@ func (s *Supervisor) Status() Status {
 	out := Status{FinalizedL1: s.finL1, Chains: make(map[interop.ChainID]chainState, len(s.chains))}
 	for c, st := range s.chains {
 		out.Chains[c] = *st
+	}
+	for _, n := range s.nodes {
+		if n.awaitingL1() {
+			out.AwaitingL1++
+		}
 	}
 	return out
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/rpc"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/opkit/opkit/devnet"
 	"github.com/opkit/opkit/eth"
@@ -281,6 +282,74 @@ func TestExhaustL1BeforeNextL1BlockExists(t *testing.T) {
 	if p := node.chain.Provided(); len(p) != 1 {
 		t.Fatalf("provided %d times", len(p))
 	}
+}
+
+// A node says once that it exhausted L1; a supervisor restarted before the next L1 block
+// exists must still provide it.
+func TestExhaustL1SurvivesSupervisorRestart(t *testing.T) {
+	l1 := startL1(t)
+	anchor := l1Ref(t, l1, 0)
+	node := startNode(t, 901, anchor)
+	dir := t.TempDir()
+	sup := startSupervisor(t, l1, dir, []supervisor.NodeConfig{node.ws()}, 901)
+	waitFor(t, "subscription", node.subscribed)
+	node.chain.ReportExhaustL1(l1Ref(t, l1, 1)) // block 2 does not exist yet
+	waitFor(t, "the supervisor waiting for L1 block 2", func() bool { return sup.Status().AwaitingL1 == 1 })
+	if err := sup.Close(); err != nil {
+		t.Fatal(err)
+	}
+	startSupervisor(t, l1, dir, []supervisor.NodeConfig{node.ws()}, 901)
+	mine(t, l1, 1)
+	next := l1Ref(t, l1, 2)
+	waitFor(t, "next L1 block provided after the restart", func() bool {
+		p := node.chain.Provided()
+		return len(p) == 1 && p[0] == next
+	})
+}
+
+// An L1 block that does not extend the one the node exhausted (L1 reorged under it) is
+// not given to the node.
+func TestL1ProvidedOnlyWhenItExtendsTheNodesLast(t *testing.T) {
+	l1 := startL1(t)
+	anchor := l1Ref(t, l1, 0)
+	node := startNode(t, 901, anchor)
+	reg := prometheus.NewRegistry()
+	s, err := supervisor.New(supervisor.Config{
+		L1RPC: l1.HTTPEndpoint(), Nodes: []supervisor.NodeConfig{node.ws()}, DependencySet: interop.NewDependencySet(901),
+		DataDir: t.TempDir(), L1PollInterval: 50 * time.Millisecond, RetryInterval: 50 * time.Millisecond,
+		Logger: testLogger(t), Metrics: supervisor.NewMetrics(reg),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	waitFor(t, "subscription", node.subscribed)
+	mine(t, l1, 1)
+	stale := l1Ref(t, l1, 1)
+	stale.Hash = common.Hash{0xba, 0xd}
+	node.chain.ReportExhaustL1(stale)
+	waitFor(t, "the mismatch noticed", func() bool { return counterValue(t, reg, "opkit_supervisor_l1_not_extending_total") >= 1 })
+	if p := node.chain.Provided(); len(p) != 0 {
+		t.Fatalf("provided %+v on top of a block L1 no longer has", p)
+	}
+}
+
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name {
+			sum := 0.0
+			for _, m := range f.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+			return sum
+		}
+	}
+	return 0
 }
 
 func TestNodeRestartMidStreamLosesNoPromotion(t *testing.T) {

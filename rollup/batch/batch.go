@@ -58,6 +58,10 @@ func (b *SingularBatch) MarshalBinary() ([]byte, error) { return b.AppendBinary(
 func decodeSingular(payload []byte) (*SingularBatch, error) {
 	var b SingularBatch
 	if err := rlp.Decode(bytes.NewReader(payload), &b); err != nil {
+		if errors.Is(err, io.EOF) {
+			// An empty payload: keep io.EOF for the clean end of a channel.
+			err = io.ErrUnexpectedEOF
+		}
 		return nil, fmt.Errorf("%w: singular: %w", ErrInvalidBatch, err)
 	}
 	return &b, nil

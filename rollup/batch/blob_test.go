@@ -2,8 +2,11 @@ package batch
 
 import (
 	"bytes"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"os"
 	"testing"
 )
 
@@ -87,5 +90,67 @@ func TestBlobRejects(t *testing.T) {
 	// op-node never checks the top bits of the very first field element.
 	if _, err := mut(func(b *Blob) { b[0] |= 0x80 }).ToData(); err != nil {
 		t.Errorf("first field element top bits: %v", err)
+	}
+}
+
+type blobVector struct {
+	Blob      string `json:"blob"`
+	Data      string `json:"data"`
+	DataZeros int    `json:"data_zeros"`
+	Err       string `json:"err"`
+}
+
+func (v blobVector) blob(t *testing.T) *Blob {
+	var b Blob
+	raw, err := hex.DecodeString(v.Blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(b[:], raw)
+	return &b
+}
+
+func (v blobVector) data(t *testing.T) []byte {
+	if v.DataZeros > 0 {
+		return make([]byte, v.DataZeros)
+	}
+	d, err := hex.DecodeString(v.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestBlobVectors runs the OP Stack's own blob test vectors, kept as data.
+func TestBlobVectors(t *testing.T) {
+	raw, err := os.ReadFile("testdata/blob_vectors.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vs struct{ Decode, Encode []blobVector }
+	if err := json.Unmarshal(raw, &vs); err != nil {
+		t.Fatal(err)
+	}
+	if len(vs.Decode) == 0 || len(vs.Encode) == 0 {
+		t.Fatal("no vectors")
+	}
+	for i, v := range vs.Decode {
+		got, err := v.blob(t).ToData()
+		if (err != nil) != (v.Err != "") {
+			t.Fatalf("decode %d: err %v, want %q", i, err, v.Err)
+		}
+		if err == nil && !bytes.Equal(got, v.data(t)) {
+			t.Fatalf("decode %d: data differs", i)
+		}
+	}
+	for i, v := range vs.Encode {
+		var b Blob
+		err := b.FromData(v.data(t))
+		if (err != nil) != (v.Err != "") {
+			t.Fatalf("encode %d: err %v, want %q", i, err, v.Err)
+		}
+		if err == nil && b != *v.blob(t) {
+			t.Fatalf("encode %d: blob differs", i)
+		}
 	}
 }

@@ -67,6 +67,10 @@ type ChannelReader struct {
 // (MaxRLPBytesPerChannel or MaxRLPBytesPerChannelFjord); fjord admits brotli bodies. An
 // error means the channel is unusable as a whole.
 func NewChannelReader(body io.Reader, maxRLPBytes uint64, fjord bool) (*ChannelReader, error) {
+	if maxRLPBytes == 0 {
+		// op-node's rlp.Stream would read without limit here; never do that.
+		return nil, errors.New("channel reader needs a decompressed size bound")
+	}
 	br := bufio.NewReader(body)
 	first, err := br.Peek(1)
 	if err != nil {

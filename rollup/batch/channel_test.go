@@ -124,7 +124,7 @@ func TestChannelReaderZipBomb(t *testing.T) {
 	var body bytes.Buffer
 	w, _ := zlib.NewWriterLevel(&body, zlib.BestCompression)
 	_, _ = w.Write(raw.Bytes())
-	for i := 0; i < 200; i++ {
+	for i := 0; i < 12; i++ {
 		_, _ = w.Write(zeros)
 	}
 	_ = w.Close()
@@ -142,10 +142,10 @@ func TestChannelReaderZipBomb(t *testing.T) {
 
 	// A string just under the bound that is then cut short allocates only what arrived.
 	raw.Reset()
-	if err := rlp.Encode(&raw, make([]byte, MaxRLPBytesPerChannel-10)); err != nil {
-		t.Fatal(err)
-	}
-	short := compressZlib(t, raw.Bytes()[:3<<20])
+	n := MaxRLPBytesPerChannel - 10
+	raw.Write([]byte{0xBA, byte(n >> 16), byte(n >> 8), byte(n)}) // string of n bytes
+	raw.Write(make([]byte, 3<<20))
+	short := compressZlib(t, raw.Bytes())
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	_, err = readAll(t, short, MaxRLPBytesPerChannel, false)
@@ -186,6 +186,17 @@ func TestSingularRoundTrip(t *testing.T) {
 	for _, bad := range [][]byte{{}, {0}, {2, 0xc0}, append([]byte{0}, enc[2:]...)} {
 		if _, err := UnmarshalBatch(bad); !errors.Is(err, ErrInvalidBatch) {
 			t.Errorf("%x: %v", bad, err)
+		}
+	}
+}
+
+// TestChannelReaderEOFOnlyAtEnd: a batch that fails to decode never reads as the clean
+// end of the channel, even when the failure is an empty payload.
+func TestChannelReaderEOFOnlyAtEnd(t *testing.T) {
+	for _, raw := range [][]byte{{0x00}, {0x01}, {0x81, 0x80}} {
+		_, err := readAll(t, compressZlib(t, raw), MaxRLPBytesPerChannel, false)
+		if err == nil || errors.Is(err, io.EOF) {
+			t.Errorf("%x: err %v", raw, err)
 		}
 	}
 }

@@ -3,7 +3,9 @@ package batch
 import (
 	"bytes"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"os"
 	"testing"
 )
 
@@ -84,5 +86,44 @@ func TestMaxFrameLenAccepted(t *testing.T) {
 	f.Data = make([]byte, MaxFrameLen+1)
 	if _, err := f.MarshalBinary(); err == nil {
 		t.Fatal("oversized frame encoded")
+	}
+}
+
+// TestFrameVectors parses batcher data encoded by the OP Stack's own tests, kept as data.
+func TestFrameVectors(t *testing.T) {
+	raw, err := os.ReadFile("testdata/frame_vectors.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vs struct {
+		Vectors []struct {
+			Tx     string
+			Frames []struct {
+				ID     string
+				Number uint16
+				Data   string
+				Last   bool
+			}
+		}
+	}
+	if err := json.Unmarshal(raw, &vs); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range vs.Vectors {
+		data, _ := hex.DecodeString(v.Tx)
+		frames, err := ParseTxData(data)
+		if err != nil || len(frames) != len(v.Frames) {
+			t.Fatalf("vector %d: %d frames, %v", i, len(frames), err)
+		}
+		for j, want := range v.Frames {
+			f := frames[j]
+			if hex.EncodeToString(f.ID[:]) != want.ID || f.Number != want.Number || hex.EncodeToString(f.Data) != want.Data || f.IsLast != want.Last {
+				t.Fatalf("vector %d frame %d: %+v", i, j, f)
+			}
+		}
+		enc, err := TxData(frames...)
+		if err != nil || !bytes.Equal(enc, data) {
+			t.Fatalf("vector %d: re-encoding differs", i)
+		}
 	}
 }

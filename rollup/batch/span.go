@@ -8,6 +8,8 @@ import (
 	"math/big"
 
 	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/opkit/opkit/eth"
 )
 
 // MaxSpanBatchElementCount bounds a span batch's block count, each block's transaction
@@ -215,4 +217,29 @@ func (b *RawSpanBatch) Batches(genesisTime, blockTime uint64, chainID *big.Int) 
 		return nil, err
 	}
 	return s.Elements, nil
+}
+
+// SingularBatches turns the elements after the safe head into singular batches, taking
+// each epoch hash from origins (L1 blocks in ascending order, covering the span's
+// epochs). Elements at or before safe's time are skipped; an element whose epoch is
+// behind safe's origin, or has no block in origins, is an error.
+func (s *SpanBatch) SingularBatches(origins []eth.L1BlockRef, safe eth.L2BlockRef) ([]*SingularBatch, error) {
+	var out []*SingularBatch
+	oi := 0
+	for _, e := range s.Elements {
+		if e.Timestamp <= safe.Time {
+			continue
+		}
+		if e.EpochNum < safe.L1Origin.Number {
+			return nil, fmt.Errorf("%w: block at %d has origin %d behind the safe head's %d", ErrInvalidBatch, e.Timestamp, e.EpochNum, safe.L1Origin.Number)
+		}
+		for oi < len(origins) && origins[oi].Number != e.EpochNum {
+			oi++
+		}
+		if oi == len(origins) {
+			return nil, fmt.Errorf("%w: no L1 origin %d for block at %d", ErrInvalidBatch, e.EpochNum, e.Timestamp)
+		}
+		out = append(out, &SingularBatch{EpochNum: e.EpochNum, EpochHash: origins[oi].Hash, Timestamp: e.Timestamp, Transactions: e.Transactions})
+	}
+	return out, nil
 }

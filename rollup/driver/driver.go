@@ -21,6 +21,7 @@ import (
 // Engine is the driver's view of the engine controller.
 type Engine interface {
 	Heads() (unsafe, safe, finalized eth.L2BlockRef)
+	State() enginepkg.Heads
 	InsertUnsafePayload(ctx context.Context, env *engine.ExecutionPayloadEnvelope) (eth.L2BlockRef, error)
 }
 
@@ -30,6 +31,9 @@ type Sequencer interface {
 	RunNextAction(ctx context.Context) (*engine.ExecutionPayloadEnvelope, error)
 	BuildingOnto() eth.L2BlockRef
 	SetL1Head(eth.L1BlockRef)
+	// Failing reports since when every action has failed (zero while the last one
+	// succeeded) and the last failure.
+	Failing() (since time.Time, err error)
 }
 
 // Network publishes sequenced blocks to peers; optional.
@@ -48,7 +52,9 @@ type Metrics interface {
 	RecordStep(outcome string)
 	RecordPipelineReset()
 	SetSafeLagPaused(paused bool)
-	RecordUnsafePayload(accepted bool)
+	// RecordUnsafePayload counts a received payload by result: inserted, queued
+	// (ahead of the head, waiting for its parent) or dropped.
+	RecordUnsafePayload(result string)
 }
 
 // Config holds the driver's settings.
@@ -62,6 +68,12 @@ type Config struct {
 	SyncCheckInterval time.Duration
 	// MaxStepBackoff caps the delay between failing derivation steps; default 10s.
 	MaxStepBackoff time.Duration
+	// StallTimeout is how long derivation steps or sequencer actions may keep failing
+	// before Health reports the node stalled; default 30s.
+	StallTimeout time.Duration
+	// MaxQueuedPayloads bounds the unsafe payloads kept while they wait for their
+	// parent; default 256.
+	MaxQueuedPayloads int
 }
 
 // Deps are the parts the driver drives. Network and AltSync may be nil.
@@ -107,6 +119,12 @@ type Driver struct {
 	// Loop-owned state: touched only by the loop goroutine.
 	l1Head, l1Safe, l1Finalized eth.L1BlockRef
 	syncTarget                  eth.L2BlockRef
+	queue                       payloadQueue
+	seqRunning                  bool
+	// stepFailSince is when derivation steps started failing in a row (zero while the
+	// last step made progress or went idle normally); stepErr is the last failure.
+	stepFailSince time.Time
+	stepErr       error
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -123,6 +141,12 @@ func New(cfg Config, d Deps) *Driver {
 	}
 	if cfg.MaxStepBackoff == 0 {
 		cfg.MaxStepBackoff = 10 * time.Second
+	}
+	if cfg.StallTimeout == 0 {
+		cfg.StallTimeout = 30 * time.Second
+	}
+	if cfg.MaxQueuedPayloads == 0 {
+		cfg.MaxQueuedPayloads = 256
 	}
 	if d.Clock == nil {
 		d.Clock = clock.System
@@ -141,6 +165,7 @@ func New(cfg Config, d Deps) *Driver {
 		seqActive:      make(chan chan bool),
 		ctx:            ctx, cancel: cancel,
 		stopped: make(chan struct{}),
+		queue:   payloadQueue{max: cfg.MaxQueuedPayloads},
 	}
 }
 
@@ -253,21 +278,64 @@ func (s *Driver) SyncStatus(ctx context.Context) (*eth.SyncStatus, error) {
 // loop is paused.
 func (s *Driver) SnapshotLocked() *eth.SyncStatus { return s.syncStatus() }
 
+// syncStatus reports the heads as op-node does without interop: cross-unsafe and
+// cross-safe are the engine's, which equal unsafe and local-safe; current_l1_finalized is
+// the last finalized L1 block signalled, which is what op-node v1.16.13 reports there.
 func (s *Driver) syncStatus() *eth.SyncStatus {
-	unsafe, safe, finalized := s.d.Engine.Heads()
+	h := s.d.Engine.State()
 	return &eth.SyncStatus{
 		CurrentL1:          s.d.Pipeline.Origin(),
 		CurrentL1Finalized: s.l1Finalized,
 		HeadL1:             s.l1Head,
 		SafeL1:             s.l1Safe,
 		FinalizedL1:        s.l1Finalized,
-		UnsafeL2:           unsafe,
-		SafeL2:             safe,
-		FinalizedL2:        finalized,
-		PendingSafeL2:      safe,
-		CrossUnsafeL2:      unsafe,
-		LocalSafeL2:        safe,
+		UnsafeL2:           h.Unsafe,
+		SafeL2:             h.Safe,
+		FinalizedL2:        h.Finalized,
+		PendingSafeL2:      h.PendingSafe,
+		CrossUnsafeL2:      h.CrossUnsafe,
+		LocalSafeL2:        h.LocalSafe,
 	}
+}
+
+// ErrStalled wraps every reason Health reports the node unhealthy.
+var ErrStalled = errors.New("rollup node stalled")
+
+// Health reports whether the node is making progress: the loop answers within the
+// context's deadline, derivation steps have not all failed for StallTimeout, and the
+// sequencer (when it should be producing) has not failed every action for StallTimeout.
+// A stopped driver reports its critical error.
+func (s *Driver) Health(ctx context.Context) error {
+	select {
+	case <-s.stopped:
+		if err := s.Err(); err != nil {
+			return fmt.Errorf("driver stopped: %w", err)
+		}
+		return ErrStopped
+	default:
+	}
+	var stepSince, seqSince time.Time
+	var stepErr, seqErr error
+	err := s.WithState(ctx, func() {
+		stepSince, stepErr = s.stepFailSince, s.stepErr
+		if s.cfg.SequencerEnabled && s.seqRunning {
+			seqSince, seqErr = s.d.Sequencer.Failing()
+		}
+	})
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%w: the driver's event loop did not answer: %w", ErrStalled, err)
+	}
+	if err != nil {
+		return err
+	}
+	now := s.d.Clock.Now()
+	if !stepSince.IsZero() && now.Sub(stepSince) >= s.cfg.StallTimeout {
+		return fmt.Errorf("%w: derivation failing for %s: %w", ErrStalled, now.Sub(stepSince).Round(time.Second), stepErr)
+	}
+	if !seqSince.IsZero() && now.Sub(seqSince) >= s.cfg.StallTimeout {
+		return fmt.Errorf("%w: sequencer failing for %s: %w", ErrStalled, now.Sub(seqSince).Round(time.Second), seqErr)
+	}
+	return nil
 }
 
 // ResetDerivationPipeline forces a pipeline reset and waits for it.
@@ -399,12 +467,14 @@ func (s *Driver) eventLoop() {
 	}
 	stopped := s.cfg.SequencerStopped
 	paused := false
+	setRunning := func() { s.seqRunning = s.cfg.SequencerEnabled && !stopped && !paused && !s.l1Head.IsZero() }
 
 	syncTicker := clk.NewTimer(s.cfg.SyncCheckInterval)
 	defer syncTicker.Stop()
 	lastUnsafe, _, _ := s.d.Engine.Heads()
 
 	for {
+		setRunning()
 		unsafe, safe, _ := s.d.Engine.Heads()
 		if s.cfg.SequencerEnabled && !stopped && !s.l1Head.IsZero() {
 			lag := s.cfg.SequencerMaxSafeLag
@@ -457,17 +527,7 @@ func (s *Driver) eventLoop() {
 			syncTicker.Reset(s.cfg.SyncCheckInterval)
 			s.checkForGap(ctx)
 		case env := <-s.unsafePayloads:
-			ref, err := s.d.Engine.InsertUnsafePayload(ctx, env)
-			if err != nil {
-				s.d.Metrics.RecordUnsafePayload(false)
-				if errors.Is(err, enginepkg.ErrNotNext) && env.ExecutionPayload.Number > unsafe.Number+1 {
-					s.syncTarget = eth.L2BlockRef{Hash: env.ExecutionPayload.BlockHash, Number: env.ExecutionPayload.Number, ParentHash: env.ExecutionPayload.ParentHash, Time: env.ExecutionPayload.Timestamp}
-				}
-				log.Warn("dropped unsafe payload", "number", env.ExecutionPayload.Number, "hash", env.ExecutionPayload.BlockHash, "err", err)
-			} else {
-				s.d.Metrics.RecordUnsafePayload(true)
-				log.Debug("inserted unsafe payload", "block", ref.ID())
-			}
+			s.onUnsafePayload(ctx, env)
 			reqStep()
 		case h := <-s.l1HeadSig:
 			s.l1Head = h
@@ -488,12 +548,26 @@ func (s *Driver) eventLoop() {
 			outcome := stepOutcome(err)
 			s.d.Metrics.RecordStep(outcome)
 			switch outcome {
+			case "temporary", "unclassified", "reset":
+				if s.stepFailSince.IsZero() {
+					s.stepFailSince = clk.Now()
+				}
+				s.stepErr = err
+			default:
+				s.stepFailSince, s.stepErr = time.Time{}, nil
+			}
+			switch outcome {
 			case "idle", "engine_syncing":
 				log.Debug("derivation idle", "outcome", outcome, "origin", s.d.Pipeline.Origin().ID())
 				attempts = 0
 			case "reset":
 				log.Warn("resetting the derivation pipeline", "err", err)
-				s.resetPipeline(ctx)
+				if rerr := s.resetPipeline(ctx); rerr != nil {
+					s.stepErr = rerr
+					reqStep() // retried with backoff: attempts keeps counting
+				} else {
+					reqStep()
+				}
 			case "temporary", "unclassified":
 				log.Warn("derivation step failed, retrying with backoff", "attempts", attempts, "err", err)
 				reqStep()
@@ -506,6 +580,9 @@ func (s *Driver) eventLoop() {
 				reqStep()
 			default: // progress
 				attempts = 0
+				if s.queue.len() > 0 {
+					s.drainQueue(ctx) // derivation may have built the parent a payload waits for
+				}
 				reqStep()
 			}
 		case fn := <-s.stateReq:
@@ -549,6 +626,66 @@ func (s *Driver) resetPipeline(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// onUnsafePayload inserts a payload that extends the unsafe head, keeps one that is
+// ahead of it (its parent may arrive next, from gossip or alt-sync) and then inserts
+// every kept payload that now extends the head, in order.
+func (s *Driver) onUnsafePayload(ctx context.Context, env *engine.ExecutionPayloadEnvelope) {
+	if env == nil || env.ExecutionPayload == nil {
+		s.d.Metrics.RecordUnsafePayload("dropped")
+		return
+	}
+	unsafe, _, _ := s.d.Engine.Heads()
+	p := env.ExecutionPayload
+	if p.Number <= unsafe.Number {
+		s.d.Metrics.RecordUnsafePayload("dropped")
+		s.d.Log.Debug("dropped unsafe payload at or below the unsafe head", "number", p.Number, "hash", p.BlockHash, "unsafe", unsafe.Number)
+		return
+	}
+	if p.ParentHash != unsafe.Hash {
+		if s.queue.push(env) {
+			s.d.Metrics.RecordUnsafePayload("queued")
+			s.d.Log.Debug("queued unsafe payload ahead of the head", "number", p.Number, "hash", p.BlockHash, "unsafe", unsafe.Number, "queued", s.queue.len())
+		} else {
+			s.d.Metrics.RecordUnsafePayload("dropped")
+		}
+		if p.Number > s.syncTarget.Number {
+			s.syncTarget = eth.L2BlockRef{Hash: p.BlockHash, Number: p.Number, ParentHash: p.ParentHash, Time: p.Timestamp}
+		}
+		return
+	}
+	s.insertUnsafe(ctx, env)
+	s.drainQueue(ctx)
+}
+
+func (s *Driver) insertUnsafe(ctx context.Context, env *engine.ExecutionPayloadEnvelope) bool {
+	ref, err := s.d.Engine.InsertUnsafePayload(ctx, env)
+	if err != nil {
+		s.d.Metrics.RecordUnsafePayload("dropped")
+		s.d.Log.Warn("dropped unsafe payload", "number", env.ExecutionPayload.Number, "hash", env.ExecutionPayload.BlockHash, "err", err)
+		return false
+	}
+	s.d.Metrics.RecordUnsafePayload("inserted")
+	s.d.Log.Debug("inserted unsafe payload", "block", ref.ID())
+	return true
+}
+
+// drainQueue inserts queued payloads while the lowest one extends the unsafe head,
+// dropping those the head has passed.
+func (s *Driver) drainQueue(ctx context.Context) {
+	for {
+		unsafe, _, _ := s.d.Engine.Heads()
+		s.queue.dropUpTo(unsafe.Number)
+		next := s.queue.peek()
+		if next == nil || next.ExecutionPayload.ParentHash != unsafe.Hash {
+			return
+		}
+		s.queue.pop()
+		if !s.insertUnsafe(ctx, next) {
+			return
+		}
+	}
 }
 
 // checkForGap asks AltSync for the blocks between the unsafe head and the newest payload

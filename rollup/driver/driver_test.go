@@ -37,6 +37,12 @@ func (e *fakeEngine) Heads() (eth.L2BlockRef, eth.L2BlockRef, eth.L2BlockRef) {
 	return e.unsafe, e.safe, e.finalized
 }
 
+func (e *fakeEngine) State() enginepkg.Heads {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return enginepkg.Heads{Unsafe: e.unsafe, CrossUnsafe: e.unsafe, PendingSafe: e.safe, LocalSafe: e.safe, Safe: e.safe, Finalized: e.finalized}
+}
+
 func (e *fakeEngine) InsertUnsafePayload(_ context.Context, env *engine.ExecutionPayloadEnvelope) (eth.L2BlockRef, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -61,6 +67,16 @@ type fakeSequencer struct {
 	runs atomic.Int64
 	ran  chan uint64
 	fail error
+
+	mu        sync.Mutex
+	failSince time.Time
+	failWith  error
+}
+
+func (s *fakeSequencer) Failing() (time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failSince, s.failWith
 }
 
 func (s *fakeSequencer) PlanNextAction() time.Duration { return 0 }
@@ -99,8 +115,8 @@ func (m *nopMetrics) RecordPipelineReset() {
 	m.resets++
 	m.mu.Unlock()
 }
-func (m *nopMetrics) SetSafeLagPaused(p bool)  { m.mu.Lock(); m.paused = p; m.mu.Unlock() }
-func (m *nopMetrics) RecordUnsafePayload(bool) {}
+func (m *nopMetrics) SetSafeLagPaused(p bool)    { m.mu.Lock(); m.paused = p; m.mu.Unlock() }
+func (m *nopMetrics) RecordUnsafePayload(string) {}
 
 type harness struct {
 	t   *testing.T
@@ -486,21 +502,155 @@ func TestUnsafePayloadsAreInsertedInOrder(t *testing.T) {
 		r := ref(n)
 		return &engine.ExecutionPayloadEnvelope{ExecutionPayload: &engine.ExecutableData{Number: n, BlockHash: r.Hash, ParentHash: r.ParentHash, Timestamp: r.Time}}
 	}
-	for _, n := range []uint64{11, 13, 12} { // 13 arrives early and is dropped
+	// 14 and 13 arrive ahead of their parents and wait; 12 lets all three in. A second
+	// copy of 14 and the stale 11 are dropped.
+	for _, n := range []uint64{11, 14, 13, 14, 11, 12} {
 		if err := h.d.OnUnsafeL2Payload(h.ctx, payload(n)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	h.settle()
 	st, _ := h.d.SyncStatus(h.ctx)
-	if st.UnsafeL2.Number != 12 {
-		t.Fatalf("unsafe %d, want 12", st.UnsafeL2.Number)
+	if st.UnsafeL2.Number != 14 {
+		t.Fatalf("unsafe %d, want 14", st.UnsafeL2.Number)
 	}
 	h.waitSteps(2) // payloads request a step (coalesced while one is pending)
 	h.e.mu.Lock()
 	defer h.e.mu.Unlock()
-	if fmt.Sprint(h.e.inserted) != "[11 12]" {
+	if fmt.Sprint(h.e.inserted) != "[11 12 13 14]" {
 		t.Fatalf("inserted %v", h.e.inserted)
+	}
+}
+
+func TestPayloadQueueIsBounded(t *testing.T) {
+	h := newHarness(t, Config{MaxQueuedPayloads: 3})
+	payload := func(n uint64) *engine.ExecutionPayloadEnvelope {
+		r := ref(n)
+		return &engine.ExecutionPayloadEnvelope{ExecutionPayload: &engine.ExecutableData{Number: n, BlockHash: r.Hash, ParentHash: r.ParentHash, Timestamp: r.Time}}
+	}
+	for n := uint64(20); n >= 12; n-- {
+		if err := h.d.OnUnsafeL2Payload(h.ctx, payload(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.settle()
+	var kept []uint64
+	if err := h.d.WithState(h.ctx, func() {
+		for _, it := range h.d.queue.items {
+			kept = append(kept, it.ExecutionPayload.Number)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The three nearest the head are kept.
+	if fmt.Sprint(kept) != "[12 13 14]" {
+		t.Fatalf("kept %v", kept)
+	}
+	if err := h.d.OnUnsafeL2Payload(h.ctx, payload(11)); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	if st, _ := h.d.SyncStatus(h.ctx); st.UnsafeL2.Number != 14 {
+		t.Fatalf("unsafe %d, want 14", st.UnsafeL2.Number)
+	}
+}
+
+func TestHealthReportsAStalledPipeline(t *testing.T) {
+	var script []error
+	for i := 0; i < 50; i++ {
+		script = append(script, derive.NewTemporaryError(errors.New("L1 timed out")))
+	}
+	h := newHarness(t, Config{StallTimeout: 20 * time.Second, MaxStepBackoff: time.Second}, script...)
+	h.waitSteps(1)
+	if err := h.d.Health(h.ctx); err != nil {
+		t.Fatalf("healthy right after the first failure: %v", err)
+	}
+	start := h.clk.Now()
+	steps := 1
+	for h.clk.Now().Sub(start) < 25*time.Second { // keep failing, backoff after backoff
+		h.advanceToRetry()
+		steps++
+		h.waitSteps(steps)
+	}
+	err := h.d.Health(h.ctx)
+	if !errors.Is(err, ErrStalled) || !errors.Is(err, derive.ErrTemporary) {
+		t.Fatalf("health after 25s of failing steps: %v", err)
+	}
+	// Once a step goes idle (the script runs out), health recovers.
+	for h.p.Remaining() > 0 {
+		h.advanceToRetry()
+		steps++
+		h.waitSteps(steps)
+	}
+	h.advanceToRetry()
+	h.waitSteps(steps + 1)
+	h.settle()
+	if err := h.d.Health(h.ctx); err != nil {
+		t.Fatalf("health after recovery: %v", err)
+	}
+}
+
+// advanceToRetry waits for the loop to arm its retry timer and moves the clock to it.
+func (h *harness) advanceToRetry() {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !h.retryArmed() {
+		if time.Now().After(deadline) {
+			h.t.Fatal("no retry armed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	at, _ := h.clk.NextDeadline()
+	h.clk.Advance(at.Sub(h.clk.Now()))
+}
+
+func TestHealthReportsAStalledSequencer(t *testing.T) {
+	h := newHarness(t, Config{SequencerEnabled: true, StallTimeout: 20 * time.Second})
+	h.s.mu.Lock()
+	h.s.failSince, h.s.failWith = h.clk.Now(), errors.New("engine refused")
+	h.s.mu.Unlock()
+	// Not producing yet (no L1 head): not stalled.
+	h.clk.Advance(time.Minute)
+	if err := h.d.Health(h.ctx); err != nil {
+		t.Fatalf("sequencer waiting for L1: %v", err)
+	}
+	if err := h.d.OnL1Head(h.ctx, eth.L1BlockRef{Number: 1, Hash: common.Hash{1}}); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	h.settle()
+	if err := h.d.Health(h.ctx); !errors.Is(err, ErrStalled) {
+		t.Fatalf("sequencer failing for a minute: %v", err)
+	}
+}
+
+// blockingPipeline's Step hangs until its context ends, like a pipeline whose L1 call
+// has no deadline.
+type blockingPipeline struct {
+	derive.Scripted
+	entered chan struct{}
+}
+
+func (p *blockingPipeline) Step(ctx context.Context) error {
+	close(p.entered)
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func TestHealthReportsAnUnresponsiveLoop(t *testing.T) {
+	e := &fakeEngine{unsafe: ref(10), safe: ref(10), finalized: ref(10)}
+	p := &blockingPipeline{entered: make(chan struct{})}
+	d := New(Config{}, Deps{Pipeline: p, Engine: e, Sequencer: &fakeSequencer{e: e, ran: make(chan uint64, 1)},
+		Metrics: &nopMetrics{}, Clock: clock.NewFake(time.Unix(1_700_000_000, 0)), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	<-p.entered
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := d.Health(ctx); !errors.Is(err, ErrStalled) {
+		t.Fatalf("health with the loop stuck in a step: %v", err)
 	}
 }
 

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"math/big"
 	"time"
 
+	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/beacon/engine"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/ethclient"
 	"github.com/ethereum/go-ethereum/node"
 	"github.com/ethereum/go-ethereum/rpc"
@@ -26,6 +28,9 @@ var (
 	// ErrTemporary: the call failed in transit (connection refused, timeout, engine
 	// restarting) or the engine forgot a payload it was building. Retry with backoff.
 	ErrTemporary = errors.New("execution engine call failed")
+	// ErrUnsupported: the engine does not serve the method or fork the chain needs
+	// (unsupported fork, method not found). No retry can fix that: the node must stop.
+	ErrUnsupported = errors.New("execution engine does not support the call")
 )
 
 // Engine API error codes (execution-apis, and the OP Stack's use of them).
@@ -33,7 +38,12 @@ const (
 	codeUnknownPayload           = -38001
 	codeInvalidForkchoiceState   = -38002
 	codeInvalidPayloadAttributes = -38003
+	codeTooLargeRequest          = -38004
+	codeUnsupportedFork          = -38005
 	codeInvalidParams            = -32602
+	codeMethodNotFound           = -32601
+	codeParseError               = -32700
+	codeInvalidRequest           = -32600
 )
 
 // callTimeout bounds one Engine API call: block building on a loaded machine takes well
@@ -45,6 +55,15 @@ const callTimeout = 10 * time.Second
 type Client struct {
 	rpc *rpc.Client
 	Eth *ethclient.Client
+	// CallTimeout bounds every call; zero means callTimeout.
+	CallTimeout time.Duration
+}
+
+func (c *Client) timeout() time.Duration {
+	if c.CallTimeout > 0 {
+		return c.CallTimeout
+	}
+	return callTimeout
 }
 
 // Dial connects to an Engine API endpoint with a JWT secret. HTTP connections are
@@ -61,7 +80,7 @@ func Dial(ctx context.Context, url string, secret [32]byte) (*Client, error) {
 func (c *Client) Close() { c.rpc.Close() }
 
 func (c *Client) call(ctx context.Context, result any, method string, args ...any) error {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	ctx, cancel := context.WithTimeout(ctx, c.timeout())
 	defer cancel()
 	if err := c.rpc.CallContext(ctx, result, method, args...); err != nil {
 		return classifyRPCError(method, err)
@@ -69,22 +88,26 @@ func (c *Client) call(ctx context.Context, result any, method string, args ...an
 	return nil
 }
 
-// classifyRPCError sorts an RPC failure: the engine's own refusals are ErrInvalid (or,
-// for a forgotten payload ID, ErrTemporary: the block can be rebuilt); anything else
-// (transport, timeout, server restarting) is ErrTemporary.
+// classifyRPCError sorts an RPC failure. The engine's own refusals of the input are
+// ErrInvalid; a forgotten payload ID is ErrTemporary (the block can be rebuilt); an
+// unsupported fork or method is ErrUnsupported; any other answer with an Engine API
+// error code (-38xxx) is a refusal too, since retrying the same call gets the same
+// answer. Transport failures, timeouts and generic server errors are ErrTemporary.
 func classifyRPCError(method string, err error) error {
 	var rpcErr rpc.Error
 	if errors.As(err, &rpcErr) {
-		switch rpcErr.ErrorCode() {
-		case codeInvalidForkchoiceState, codeInvalidPayloadAttributes, codeInvalidParams:
-			return fmt.Errorf("%s: %w: %w", method, ErrInvalid, err)
-		case codeUnknownPayload:
+		code := rpcErr.ErrorCode()
+		switch {
+		case code == codeUnknownPayload:
 			return fmt.Errorf("%s: %w: unknown payload: %w", method, ErrTemporary, err)
+		case code == codeUnsupportedFork, code == codeMethodNotFound:
+			return fmt.Errorf("%s: %w: %w", method, ErrUnsupported, err)
+		case code == codeInvalidForkchoiceState, code == codeInvalidPayloadAttributes, code == codeInvalidParams,
+			code == codeTooLargeRequest, code == codeParseError, code == codeInvalidRequest:
+			return fmt.Errorf("%s: %w: %w", method, ErrInvalid, err)
+		case code <= -38000 && code > -39000:
+			return fmt.Errorf("%s: %w: unknown Engine API error code %d: %w", method, ErrInvalid, code, err)
 		}
-	}
-	var netErr net.Error
-	if errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s: %w: %w", method, ErrTemporary, err)
 	}
 	return fmt.Errorf("%s: %w: %w", method, ErrTemporary, err)
 }
@@ -154,4 +177,42 @@ func (c *Client) StorageRoot(ctx context.Context, account common.Address, blockH
 		return common.Hash{}, err
 	}
 	return proof.StorageHash, nil
+}
+
+// ethCall runs one eth-namespace read with the call deadline and sorts its failure:
+// "not found" stays ethereum.NotFound (wrapped, so errors.Is finds it), anything else
+// is classified like an Engine API failure.
+func ethCall[T any](ctx context.Context, c *Client, what string, fn func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout())
+	defer cancel()
+	v, err := fn(ctx)
+	if err != nil {
+		var zero T
+		if errors.Is(err, ethereum.NotFound) {
+			return zero, fmt.Errorf("%s: %w", what, err)
+		}
+		return zero, classifyRPCError(what, err)
+	}
+	return v, nil
+}
+
+// BlockByNumber reads a canonical block (number or label) with the call deadline.
+func (c *Client) BlockByNumber(ctx context.Context, n *big.Int) (*types.Block, error) {
+	return ethCall(ctx, c, fmt.Sprintf("eth_getBlockByNumber %v", n), func(ctx context.Context) (*types.Block, error) {
+		return c.Eth.BlockByNumber(ctx, n)
+	})
+}
+
+// BlockByHash reads a block with the call deadline.
+func (c *Client) BlockByHash(ctx context.Context, h common.Hash) (*types.Block, error) {
+	return ethCall(ctx, c, "eth_getBlockByHash "+h.Hex(), func(ctx context.Context) (*types.Block, error) {
+		return c.Eth.BlockByHash(ctx, h)
+	})
+}
+
+// HeaderByHash reads a header with the call deadline.
+func (c *Client) HeaderByHash(ctx context.Context, h common.Hash) (*types.Header, error) {
+	return ethCall(ctx, c, "eth_getHeaderByHash "+h.Hex(), func(ctx context.Context) (*types.Header, error) {
+		return c.Eth.HeaderByHash(ctx, h)
+	})
 }

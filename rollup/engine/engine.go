@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"strings"
 	"sync"
 
+	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/beacon/engine"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -18,20 +20,34 @@ import (
 )
 
 // ErrNotNext is returned for an unsafe payload that does not extend the current unsafe
-// head; it is dropped, not retried.
+// head; the caller may keep it until its parent arrives.
 var ErrNotNext = errors.New("payload does not extend the unsafe head")
 
-// Engine owns the forkchoice state of one L2 execution client. Writes come from one
-// goroutine (the driver's event loop); the heads may be read from any goroutine.
+// Heads is the engine's full forkchoice view. Without interop, cross-unsafe is the
+// unsafe head and cross-safe (Safe) is the local-safe head: nothing checks cross-chain
+// dependencies, so each level is as safe as its local counterpart. PendingSafe runs
+// ahead of LocalSafe inside a span batch: a span's blocks become safe together, when
+// its last block is processed.
+type Heads struct {
+	Unsafe      eth.L2BlockRef
+	CrossUnsafe eth.L2BlockRef
+	PendingSafe eth.L2BlockRef
+	LocalSafe   eth.L2BlockRef
+	Safe        eth.L2BlockRef
+	Finalized   eth.L2BlockRef
+}
+
+// Engine owns the forkchoice state of one L2 execution client. Every write (sequencing,
+// derived blocks, unsafe payloads, resets, finality) comes from one goroutine, the
+// driver's event loop, so there is one writer of forkchoice; the heads may be read from
+// any goroutine.
 type Engine struct {
 	cfg *rollup.Config
 	c   *Client
 	log *slog.Logger
 
-	mu        sync.RWMutex
-	unsafe    eth.L2BlockRef
-	safe      eth.L2BlockRef
-	finalized eth.L2BlockRef
+	mu sync.RWMutex
+	h  Heads
 }
 
 // New returns an engine controller; call Init before use.
@@ -43,8 +59,8 @@ func New(cfg *rollup.Config, c *Client, log *slog.Logger) *Engine {
 func (e *Engine) Client() *Client { return e.c }
 
 // Init reads the heads the execution client already has, so a restarted node resumes
-// where the chain is. Safe and finalized fall back to genesis on a fresh chain (the
-// execution client answers "not found" until a forkchoice update names them).
+// where the chain is. Safe and finalized fall back to genesis only when the execution
+// client answers that it never had them (a fresh chain); a failed call is an error.
 func (e *Engine) Init(ctx context.Context) error {
 	genesis, err := e.BlockRefByNumber(ctx, e.cfg.Genesis.L2.Number)
 	if err != nil {
@@ -66,41 +82,75 @@ func (e *Engine) Init(ctx context.Context) error {
 		return err
 	}
 	e.mu.Lock()
-	e.unsafe, e.safe, e.finalized = unsafe, safe, finalized
+	e.h = Heads{Unsafe: unsafe, CrossUnsafe: unsafe, PendingSafe: safe, LocalSafe: safe, Safe: safe, Finalized: finalized}
 	e.mu.Unlock()
 	return nil
 }
 
+// labelUnset reports geth's answer for a safe or finalized label that no forkchoice
+// update has set yet: a server error "... block not found", distinct from a failed call.
+func labelUnset(err error) bool {
+	if errors.Is(err, ethereum.NotFound) {
+		return true
+	}
+	var rpcErr rpc.Error
+	return errors.As(err, &rpcErr) && strings.Contains(rpcErr.Error(), "not found")
+}
+
 func (e *Engine) refByLabel(ctx context.Context, label rpc.BlockNumber, fallback eth.L2BlockRef) (eth.L2BlockRef, error) {
-	block, err := e.c.Eth.BlockByNumber(ctx, big.NewInt(label.Int64()))
+	block, err := e.c.BlockByNumber(ctx, big.NewInt(label.Int64()))
 	if err != nil {
-		// geth answers an error for safe/finalized before they were ever set.
-		if label != rpc.LatestBlockNumber {
+		if label != rpc.LatestBlockNumber && labelUnset(err) {
 			return fallback, nil
 		}
-		return eth.L2BlockRef{}, fmt.Errorf("read L2 %s block: %w: %w", label, ErrTemporary, err)
+		return eth.L2BlockRef{}, fmt.Errorf("read L2 %s block: %w", label, err)
 	}
-	return e.cfg.L2BlockRef(block)
+	ref, err := e.cfg.L2BlockRef(block)
+	if err != nil {
+		return eth.L2BlockRef{}, fmt.Errorf("read L2 %s block: %w: %w", label, ErrInvalid, err)
+	}
+	return ref, nil
+}
+
+// State returns all heads as one consistent view.
+func (e *Engine) State() Heads {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.h
 }
 
 // Heads returns the unsafe, safe and finalized heads as one consistent triple.
 func (e *Engine) Heads() (unsafe, safe, finalized eth.L2BlockRef) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	return e.unsafe, e.safe, e.finalized
+	return e.h.Unsafe, e.h.Safe, e.h.Finalized
 }
 
 // UnsafeHead is the tip of the L2 chain.
 func (e *Engine) UnsafeHead() eth.L2BlockRef {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	return e.unsafe
+	return e.h.Unsafe
+}
+
+// PendingSafe is the newest block made from derived attributes; derivation continues
+// from it.
+func (e *Engine) PendingSafe() eth.L2BlockRef {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.h.PendingSafe
 }
 
 func (e *Engine) forkchoice(head common.Hash) engine.ForkchoiceStateV1 {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	return engine.ForkchoiceStateV1{HeadBlockHash: head, SafeBlockHash: e.safe.Hash, FinalizedBlockHash: e.finalized.Hash}
+	return engine.ForkchoiceStateV1{HeadBlockHash: head, SafeBlockHash: e.h.Safe.Hash, FinalizedBlockHash: e.h.Finalized.Hash}
+}
+
+func (e *Engine) setUnsafe(ref eth.L2BlockRef) {
+	e.mu.Lock()
+	e.h.Unsafe, e.h.CrossUnsafe = ref, ref
+	e.mu.Unlock()
 }
 
 // StartBuilding asks the engine to build a block on parent from attrs.
@@ -139,6 +189,18 @@ func (e *Engine) InsertUnsafePayload(ctx context.Context, env *engine.ExecutionP
 }
 
 func (e *Engine) insert(ctx context.Context, env *engine.ExecutionPayloadEnvelope) (eth.L2BlockRef, error) {
+	ref, err := e.newPayload(ctx, env)
+	if err != nil {
+		return eth.L2BlockRef{}, err
+	}
+	if _, err := e.c.ForkchoiceUpdated(ctx, e.forkchoice(ref.Hash), nil); err != nil {
+		return eth.L2BlockRef{}, err
+	}
+	e.setUnsafe(ref)
+	return ref, nil
+}
+
+func (e *Engine) newPayload(ctx context.Context, env *engine.ExecutionPayloadEnvelope) (eth.L2BlockRef, error) {
 	p := env.ExecutionPayload
 	ref, err := RefFromPayload(e.cfg, p)
 	if err != nil {
@@ -151,12 +213,6 @@ func (e *Engine) insert(ctx context.Context, env *engine.ExecutionPayloadEnvelop
 	if err := e.c.NewPayload(ctx, p, beaconRoot); err != nil {
 		return eth.L2BlockRef{}, err
 	}
-	if _, err := e.c.ForkchoiceUpdated(ctx, e.forkchoice(ref.Hash), nil); err != nil {
-		return eth.L2BlockRef{}, err
-	}
-	e.mu.Lock()
-	e.unsafe = ref
-	e.mu.Unlock()
 	return ref, nil
 }
 
@@ -170,13 +226,16 @@ func (e *Engine) SetUnsafeHead(ctx context.Context, ref eth.L2BlockRef) error {
 		return fmt.Errorf("set unsafe head to %s: %w", ref, err)
 	}
 	e.mu.Lock()
-	e.unsafe = ref
+	e.h.Unsafe, e.h.CrossUnsafe = ref, ref
+	if e.h.PendingSafe.Number > ref.Number {
+		e.h.PendingSafe = e.h.LocalSafe
+	}
 	e.mu.Unlock()
 	return nil
 }
 
-// SetSafeAndFinalized records derivation's progress; it is the seam the derivation
-// pipeline and the supervisor's managed mode write through.
+// SetSafeAndFinalized records safe and finalized heads decided elsewhere (the
+// supervisor's managed mode); pending-safe and local-safe follow safe.
 func (e *Engine) SetSafeAndFinalized(ctx context.Context, safe, finalized eth.L2BlockRef) error {
 	unsafe := e.UnsafeHead()
 	if safe.Number > unsafe.Number || finalized.Number > safe.Number {
@@ -187,27 +246,88 @@ func (e *Engine) SetSafeAndFinalized(ctx context.Context, safe, finalized eth.L2
 		return fmt.Errorf("set safe %s, finalized %s: %w", safe, finalized, err)
 	}
 	e.mu.Lock()
-	e.safe, e.finalized = safe, finalized
+	e.h.Safe, e.h.LocalSafe, e.h.Finalized = safe, safe, finalized
+	if e.h.PendingSafe.Number < safe.Number {
+		e.h.PendingSafe = safe
+	}
 	e.mu.Unlock()
 	return nil
 }
 
-// BlockRefByNumber reads the canonical L2 block at n.
+// Reset installs the heads a pipeline reset found (rollup/reset.FindL2Heads): unsafe,
+// safe and finalized, each an ancestor of the one before. Pending-safe and local-safe
+// restart at safe.
+func (e *Engine) Reset(ctx context.Context, unsafe, safe, finalized eth.L2BlockRef) error {
+	if safe.Number > unsafe.Number || finalized.Number > safe.Number {
+		return fmt.Errorf("reset forkchoice out of order: unsafe %d, safe %d, finalized %d: %w", unsafe.Number, safe.Number, finalized.Number, ErrInvalid)
+	}
+	fc := engine.ForkchoiceStateV1{HeadBlockHash: unsafe.Hash, SafeBlockHash: safe.Hash, FinalizedBlockHash: finalized.Hash}
+	if _, err := e.c.ForkchoiceUpdated(ctx, fc, nil); err != nil {
+		return fmt.Errorf("reset forkchoice to unsafe %s, safe %s, finalized %s: %w", unsafe, safe, finalized, err)
+	}
+	e.mu.Lock()
+	e.h = Heads{Unsafe: unsafe, CrossUnsafe: unsafe, PendingSafe: safe, LocalSafe: safe, Safe: safe, Finalized: finalized}
+	e.mu.Unlock()
+	return nil
+}
+
+// Finalize moves the finalized head forward to ref, which must be safe already. An
+// older ref is ignored: finality never goes back.
+func (e *Engine) Finalize(ctx context.Context, ref eth.L2BlockRef) error {
+	h := e.State()
+	if ref.Number <= h.Finalized.Number {
+		return nil
+	}
+	if ref.Number > h.Safe.Number {
+		return fmt.Errorf("finalize %s: %w: above the safe head %s", ref, ErrInvalid, h.Safe)
+	}
+	fc := engine.ForkchoiceStateV1{HeadBlockHash: h.Unsafe.Hash, SafeBlockHash: h.Safe.Hash, FinalizedBlockHash: ref.Hash}
+	if _, err := e.c.ForkchoiceUpdated(ctx, fc, nil); err != nil {
+		return fmt.Errorf("finalize %s: %w", ref, err)
+	}
+	e.mu.Lock()
+	e.h.Finalized = ref
+	e.mu.Unlock()
+	return nil
+}
+
+// BlockRefByNumber reads the canonical L2 block at n. Not found past the head wraps
+// ethereum.NotFound; other failures keep their class.
 func (e *Engine) BlockRefByNumber(ctx context.Context, n uint64) (eth.L2BlockRef, error) {
-	block, err := e.c.Eth.BlockByNumber(ctx, new(big.Int).SetUint64(n))
+	block, err := e.c.BlockByNumber(ctx, new(big.Int).SetUint64(n))
 	if err != nil {
 		return eth.L2BlockRef{}, fmt.Errorf("read L2 block %d: %w", n, err)
 	}
-	return e.cfg.L2BlockRef(block)
+	return e.blockRef(block)
 }
 
-// BlockRefByHash reads the L2 block with hash h.
+// BlockRefByHash reads the L2 block with hash h, with the same error classes.
 func (e *Engine) BlockRefByHash(ctx context.Context, h common.Hash) (eth.L2BlockRef, error) {
-	block, err := e.c.Eth.BlockByHash(ctx, h)
+	block, err := e.c.BlockByHash(ctx, h)
 	if err != nil {
 		return eth.L2BlockRef{}, fmt.Errorf("read L2 block %s: %w", h, err)
 	}
-	return e.cfg.L2BlockRef(block)
+	return e.blockRef(block)
+}
+
+// L2BlockRefByNumber and L2BlockRefByHash are the derivation pipeline's names for the
+// same reads.
+func (e *Engine) L2BlockRefByNumber(ctx context.Context, n uint64) (eth.L2BlockRef, error) {
+	return e.BlockRefByNumber(ctx, n)
+}
+
+func (e *Engine) L2BlockRefByHash(ctx context.Context, h common.Hash) (eth.L2BlockRef, error) {
+	return e.BlockRefByHash(ctx, h)
+}
+
+func (e *Engine) blockRef(block *types.Block) (eth.L2BlockRef, error) {
+	ref, err := e.cfg.L2BlockRef(block)
+	if err != nil {
+		// A canonical block without a readable L1-attributes deposit: the chain is not
+		// one this rollup config describes; retrying cannot help.
+		return eth.L2BlockRef{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return ref, nil
 }
 
 // RefFromPayload builds the block reference of a payload without asking the engine.
@@ -227,4 +347,19 @@ func RefFromPayload(cfg *rollup.Config, p *engine.ExecutableData) (eth.L2BlockRe
 	ref.L1Origin = eth.BlockID{Hash: info.BlockHash, Number: info.Number}
 	ref.SequenceNumber = info.SequenceNumber
 	return ref, nil
+}
+
+// SystemConfigByL2Hash is the system config the L2 block with hash h was built with,
+// read back from the block (rollup.SystemConfigFromL2Block): what the next block's
+// attributes start from.
+func (e *Engine) SystemConfigByL2Hash(ctx context.Context, h common.Hash) (rollup.SystemConfig, error) {
+	block, err := e.c.BlockByHash(ctx, h)
+	if err != nil {
+		return rollup.SystemConfig{}, fmt.Errorf("read L2 block %s: %w", h, err)
+	}
+	sys, err := rollup.SystemConfigFromL2Block(e.cfg, block)
+	if err != nil {
+		return rollup.SystemConfig{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return sys, nil
 }

@@ -200,9 +200,14 @@ func TestEngineErrorClasses(t *testing.T) {
 	if _, err := r.eng.StartBuilding(r.ctx, parent, a); !errors.Is(err, enginepkg.ErrInvalid) {
 		t.Fatalf("stale timestamp: %v", err)
 	}
-	// A payload ID the engine never issued: temporary (the block can be rebuilt).
-	if _, err := r.eng.Client().GetPayload(r.ctx, engine.PayloadID{1, 2, 3}); !errors.Is(err, enginepkg.ErrTemporary) {
+	// A payload ID the engine never issued: temporary (the block can be rebuilt). The
+	// first byte is the payload version the ID was issued for (V3 for getPayloadV4).
+	if _, err := r.eng.Client().GetPayload(r.ctx, engine.PayloadID{byte(engine.PayloadV3), 2, 3}); !errors.Is(err, enginepkg.ErrTemporary) {
 		t.Fatalf("unknown payload: %v", err)
+	}
+	// An ID of another payload version is an unsupported fork (-38005): no retry helps.
+	if _, err := r.eng.Client().GetPayload(r.ctx, engine.PayloadID{1, 2, 3}); !errors.Is(err, enginepkg.ErrUnsupported) {
+		t.Fatalf("payload ID of another version: %v", err)
 	}
 	// A wrong JWT secret is refused before any method runs.
 	wrong, err := enginepkg.Dial(r.ctx, r.l2.EngineEndpoint(), [32]byte{7})

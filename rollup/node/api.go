@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -33,6 +34,30 @@ func (a *optimismAPI) Version(context.Context) (string, error) {
 // block at the given height, with the sync status it was read under.
 func (a *optimismAPI) OutputAtBlock(ctx context.Context, number hexutil.Uint64) (*eth.OutputResponse, error) {
 	return a.n.OutputAtBlock(ctx, uint64(number))
+}
+
+// SafeHeadResponse is optimism_safeHeadAtL1Block's answer, in op-node's shape: the L1
+// block the record was made at and the safe head derivation had reached by then.
+type SafeHeadResponse struct {
+	L1Block  eth.BlockID `json:"l1Block"`
+	SafeHead eth.BlockID `json:"safeHead"`
+}
+
+// ErrNoSafeHeadRecord: a node that derives nothing keeps no safe-head record.
+var ErrNoSafeHeadRecord = errors.New("safe head record not kept: this node does not derive from L1")
+
+// SafeHeadAtL1Block answers optimism_safeHeadAtL1Block: the newest record at or below L1
+// block number. The record is kept in memory since the node started (at most 65536 L1
+// blocks); older blocks answer "not found".
+func (a *optimismAPI) SafeHeadAtL1Block(_ context.Context, number hexutil.Uint64) (*SafeHeadResponse, error) {
+	if a.n.derived == nil {
+		return nil, ErrNoSafeHeadRecord
+	}
+	l1, safe, err := a.n.derived.SafeHeadAt(uint64(number))
+	if err != nil {
+		return nil, fmt.Errorf("safe head at L1 block %d: %w", uint64(number), err)
+	}
+	return &SafeHeadResponse{L1Block: l1, SafeHead: safe}, nil
 }
 
 // adminAPI serves the admin_ namespace.
@@ -98,19 +123,22 @@ func (n *Node) OutputAtBlock(ctx context.Context, number uint64) (*eth.OutputRes
 // OutputV0 is the version-0 output of the L2 block with hash blockHash: its state root, the
 // L2ToL1MessagePasser storage root and the hash. The supervisor's managed mode asks for it.
 func (n *Node) OutputV0(ctx context.Context, blockHash common.Hash) (eth.OutputV0, error) {
-	ec := n.engine.Client().Eth
-	header, err := ec.HeaderByHash(ctx, blockHash)
+	c := n.engine.Client()
+	header, err := c.HeaderByHash(ctx, blockHash)
 	if err != nil {
 		return eth.OutputV0{}, fmt.Errorf("read header %s: %w", blockHash, err)
 	}
-	storageRoot, err := n.engine.Client().StorageRoot(ctx, rollup.L2ToL1MessagePasser, blockHash)
+	// From Isthmus the header commits to the message passer's storage root
+	// (withdrawalsRoot), so no proof is needed; before, only eth_getProof knows it.
+	if n.cfg.Rollup.IsIsthmus(header.Time) {
+		if header.WithdrawalsHash == nil {
+			return eth.OutputV0{}, fmt.Errorf("block %s: an Isthmus header without withdrawalsRoot", blockHash)
+		}
+		return eth.OutputV0{StateRoot: header.Root, MessagePasserStorageRoot: *header.WithdrawalsHash, BlockHash: blockHash}, nil
+	}
+	storageRoot, err := c.StorageRoot(ctx, rollup.L2ToL1MessagePasser, blockHash)
 	if err != nil {
 		return eth.OutputV0{}, fmt.Errorf("eth_getProof of L2ToL1MessagePasser at %s: %w", blockHash, err)
-	}
-	// From Isthmus the header commits to the message passer's storage root; a mismatch
-	// means the proof was served for another state.
-	if header.WithdrawalsHash != nil && *header.WithdrawalsHash != storageRoot {
-		return eth.OutputV0{}, fmt.Errorf("block %s: header withdrawalsRoot %s, proof storage root %s", blockHash, *header.WithdrawalsHash, storageRoot)
 	}
 	return eth.OutputV0{StateRoot: header.Root, MessagePasserStorageRoot: storageRoot, BlockHash: blockHash}, nil
 }

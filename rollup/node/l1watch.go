@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"sync"
@@ -31,15 +32,21 @@ type l1Watcher struct {
 	src      L1HeaderSource
 	sig      L1Signals
 	interval time.Duration
+	timeout  time.Duration
 	log      *slog.Logger
+
+	mu      sync.Mutex
+	started time.Time
+	lastOK  time.Time
+	lastErr error
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-func startL1Watcher(src L1HeaderSource, sig L1Signals, interval time.Duration, log *slog.Logger) *l1Watcher {
+func startL1Watcher(src L1HeaderSource, sig L1Signals, interval, timeout time.Duration, log *slog.Logger) *l1Watcher {
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &l1Watcher{src: src, sig: sig, interval: interval, log: log, cancel: cancel}
+	w := &l1Watcher{src: src, sig: sig, interval: interval, timeout: timeout, log: log, cancel: cancel, started: time.Now()}
 	w.wg.Add(1)
 	go w.loop(ctx)
 	return w
@@ -63,7 +70,7 @@ func (w *l1Watcher) loop(ctx context.Context) {
 	for {
 		for i := range labels {
 			l := &labels[i]
-			reqCtx, cancel := context.WithTimeout(ctx, w.interval+5*time.Second)
+			reqCtx, cancel := context.WithTimeout(ctx, w.timeout)
 			h, err := w.src.HeaderByNumber(reqCtx, big.NewInt(l.num.Int64()))
 			cancel()
 			if err != nil {
@@ -73,8 +80,16 @@ func (w *l1Watcher) loop(ctx context.Context) {
 				// safe and finalized are "not found" on a young chain; only latest matters.
 				if l.num == rpc.LatestBlockNumber {
 					w.log.Warn("failed to poll L1", "label", l.name, "err", err)
+					w.mu.Lock()
+					w.lastErr = err
+					w.mu.Unlock()
 				}
 				continue
+			}
+			if l.num == rpc.LatestBlockNumber {
+				w.mu.Lock()
+				w.lastOK, w.lastErr = time.Now(), nil
+				w.mu.Unlock()
 			}
 			ref := eth.BlockRefFromHeader(h)
 			if l.ready && ref == l.last {
@@ -91,6 +106,23 @@ func (w *l1Watcher) loop(ctx context.Context) {
 		case <-ticker.C:
 		}
 	}
+}
+
+// health reports an L1 that has not answered a poll of its head for stall.
+func (w *l1Watcher) health(stall time.Duration) error {
+	if w == nil {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	last := w.lastOK
+	if last.IsZero() {
+		last = w.started
+	}
+	if since := time.Since(last); since >= stall {
+		return fmt.Errorf("L1 has not answered a head poll for %s: %v", since.Round(time.Second), w.lastErr)
+	}
+	return nil
 }
 
 func (w *l1Watcher) close() {

@@ -23,6 +23,10 @@ type Metrics struct {
 	pipelineResets prometheus.Counter
 	safeLagPaused  prometheus.Gauge
 	unsafePayloads *prometheus.CounterVec
+	derived        *prometheus.CounterVec
+	invalid        prometheus.Counter
+	dropped        *prometheus.CounterVec
+	verdicts       *prometheus.CounterVec
 }
 
 // NewMetrics registers the node's metrics and the Go runtime's.
@@ -47,10 +51,18 @@ func NewMetrics() *Metrics {
 		safeLagPaused: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "sequencer_safe_lag_paused",
 			Help: "1 while the sequencer waits for the safe head to catch up"}),
 		unsafePayloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "unsafe_payloads_total",
-			Help: "Unsafe payloads received, by result"}, []string{"result"}),
+			Help: "Unsafe payloads received, by result (inserted, queued, dropped)"}, []string{"result"}),
+		derived: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "derived_blocks_total",
+			Help: "Derived blocks by how they reached the chain (consolidated, appended, reorged)"}, []string{"outcome"}),
+		invalid: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "derived_invalid_payloads_total",
+			Help: "Derived payloads the engine refused"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "derivation_dropped_total",
+			Help: "Batcher data items, frames and channels dropped by derivation, by kind and reason"}, []string{"kind", "reason"}),
+		verdicts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "derivation_batches_total",
+			Help: "Batches checked by derivation, by kind and verdict"}, []string{"kind", "verdict"}),
 	}
 	m.Registry.MustRegister(m.heads, m.sequenced, m.buildSeconds, m.sequencerErrs, m.sequencerReset,
-		m.steps, m.pipelineResets, m.safeLagPaused, m.unsafePayloads,
+		m.steps, m.pipelineResets, m.safeLagPaused, m.unsafePayloads, m.derived, m.invalid, m.dropped, m.verdicts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -73,13 +85,21 @@ func (m *Metrics) SetSafeLagPaused(paused bool) {
 	m.safeLagPaused.Set(v)
 }
 
-func (m *Metrics) RecordUnsafePayload(accepted bool) {
-	result := "dropped"
-	if accepted {
-		result = "inserted"
-	}
-	m.unsafePayloads.WithLabelValues(result).Inc()
+func (m *Metrics) RecordUnsafePayload(result string) { m.unsafePayloads.WithLabelValues(result).Inc() }
+func (m *Metrics) RecordDerived(outcome string)      { m.derived.WithLabelValues(outcome).Inc() }
+func (m *Metrics) RecordInvalidPayload()             { m.invalid.Inc() }
+
+// The derivation stages' counters.
+func (m *Metrics) DataDropped(reason string)    { m.dropped.WithLabelValues("data", reason).Inc() }
+func (m *Metrics) FrameDropped(reason string)   { m.dropped.WithLabelValues("frame", reason).Inc() }
+func (m *Metrics) ChannelDropped(reason string) { m.dropped.WithLabelValues("channel", reason).Inc() }
+func (m *Metrics) BatchVerdict(kind, verdict string) {
+	m.verdicts.WithLabelValues(kind, verdict).Inc()
 }
+
+// PipelineReset is counted by the driver (pipeline_resets_total); derivation's own count
+// of the same event is not kept twice.
+func (m *Metrics) PipelineReset() {}
 
 // RecordStatus publishes the heads of a sync status.
 func (m *Metrics) RecordStatus(st *eth.SyncStatus) {
@@ -89,4 +109,6 @@ func (m *Metrics) RecordStatus(st *eth.SyncStatus) {
 	m.heads.WithLabelValues("l2_unsafe").Set(float64(st.UnsafeL2.Number))
 	m.heads.WithLabelValues("l2_safe").Set(float64(st.SafeL2.Number))
 	m.heads.WithLabelValues("l2_finalized").Set(float64(st.FinalizedL2.Number))
+	m.heads.WithLabelValues("l2_pending_safe").Set(float64(st.PendingSafeL2.Number))
+	m.heads.WithLabelValues("l1_current").Set(float64(st.CurrentL1.Number))
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/opkit/opkit/rollup/derive"
 	"github.com/opkit/opkit/rollup/driver"
 	"github.com/opkit/opkit/rollup/engine"
+	"github.com/opkit/opkit/rollup/l1"
 	"github.com/opkit/opkit/rollup/sequencer"
 )
 
@@ -49,7 +50,24 @@ type Config struct {
 	L1PollInterval time.Duration
 	// StatusInterval is how often a status line is logged; default 10s.
 	StatusInterval time.Duration
-	// Pipeline derives safe blocks; nil runs the Idle pipeline (a sequencing-only node).
+	// L1BeaconURL serves the blobs of blob batcher transactions; empty: blob
+	// transactions cannot be derived (derivation stops at the first with a clear error).
+	L1BeaconURL string
+	// AltDAEnabled reads batcher data through AltDA commitments from AltDAServer.
+	AltDAEnabled bool
+	AltDAServer  string
+
+	// L1CallTimeout bounds every L1 call the node makes; default 10s.
+	L1CallTimeout time.Duration
+	// EngineCallTimeout bounds every execution-client call; default 10s.
+	EngineCallTimeout time.Duration
+
+	// Data finds the batcher data of L1 blocks for derivation (rollup/dasource).
+	Data derive.DataSource
+	// Deriver makes derived attributes from L1; the node feeds them to the engine. Nil:
+	// rollup/derive's pipeline reading Data.
+	Deriver Deriver
+	// Pipeline replaces the whole derivation side (tests of the driver's outcomes).
 	Pipeline derive.Pipeline
 	Clock    clock.Clock
 	Log      *slog.Logger
@@ -61,10 +79,12 @@ type Node struct {
 	cfg     Config
 	log     *slog.Logger
 	l1      *ethclient.Client
+	l1src   *l1.Source
 	ec      *engine.Client
 	engine  *engine.Engine
 	seq     *sequencer.Sequencer
 	idle    *derive.Idle
+	derived *Pipeline
 	driver  *driver.Driver
 	metrics *Metrics
 	watcher *l1Watcher
@@ -108,6 +128,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Version == "" {
 		cfg.Version = "dev"
 	}
+	if cfg.L1CallTimeout == 0 {
+		cfg.L1CallTimeout = 10 * time.Second
+	}
 	if cfg.Driver.SyncCheckInterval == 0 {
 		cfg.Driver.SyncCheckInterval = 2 * time.Duration(cfg.Rollup.BlockTime) * time.Second
 	}
@@ -122,24 +145,41 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if n.l1, err = ethclient.DialContext(ctx, cfg.L1URL); err != nil {
 		return nil, fmt.Errorf("dial L1 %s: %w", cfg.L1URL, err)
 	}
-	l1ID, err := n.l1.ChainID(ctx)
+	idCtx, cancel := context.WithTimeout(ctx, cfg.L1CallTimeout)
+	l1ID, err := n.l1.ChainID(idCtx)
+	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("read L1 chain ID from %s: %w", cfg.L1URL, err)
 	}
 	if l1ID.Cmp(cfg.Rollup.L1ChainID) != 0 {
 		return nil, fmt.Errorf("L1 at %s has chain ID %v, rollup config says %v", cfg.L1URL, l1ID, cfg.Rollup.L1ChainID)
 	}
+	if n.l1src, err = l1.Dial(ctx, cfg.L1URL, l1.Config{Timeout: cfg.L1CallTimeout}); err != nil {
+		return nil, fmt.Errorf("dial L1 %s: %w", cfg.L1URL, err)
+	}
 	if n.ec, err = engine.Dial(ctx, cfg.L2EngineURL, cfg.JWTSecret); err != nil {
 		return nil, err
 	}
+	n.ec.CallTimeout = cfg.EngineCallTimeout
 	n.engine = engine.New(cfg.Rollup, n.ec, cfg.Log.With("part", "engine"))
 	if err := n.engine.Init(ctx); err != nil {
 		return nil, fmt.Errorf("restore L2 heads from %s: %w", cfg.L2EngineURL, err)
 	}
-	n.seq = sequencer.New(sequencer.Config{L1Confs: cfg.SequencerL1Confs, L1ChainConfig: cfg.L1ChainConfig},
-		cfg.Rollup, n.engine, n.l1, cfg.Clock, cfg.Log.With("part", "sequencer"), n.metrics)
+	n.seq = sequencer.New(sequencer.Config{L1Confs: cfg.SequencerL1Confs, L1ChainConfig: cfg.L1ChainConfig, L1CallTimeout: cfg.L1CallTimeout},
+		cfg.Rollup, n.engine, n.l1, n.l1src, cfg.Clock, cfg.Log.With("part", "sequencer"), n.metrics)
 	pipeline := cfg.Pipeline
-	if pipeline == nil {
+	deriver := cfg.Deriver
+	if deriver == nil && cfg.Data != nil {
+		deriver = NewDeriver(derive.New(cfg.Rollup, cfg.L1ChainConfig, derive.Deps{
+			L1: n.l1src, Data: cfg.Data, L2: n.engine, Log: cfg.Log.With("part", "derive"), Metrics: n.metrics,
+		}))
+	}
+	switch {
+	case pipeline != nil:
+	case deriver != nil:
+		n.derived = NewPipeline(cfg.Rollup, deriver, n.engine, n.l1src, n.metrics, cfg.Log.With("part", "derivation"))
+		pipeline = n.derived
+	default:
 		n.idle = &derive.Idle{}
 		pipeline = n.idle
 	}
@@ -158,7 +198,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
-	n.watcher = startL1Watcher(n.l1, l1Signals{n}, cfg.L1PollInterval, cfg.Log.With("part", "l1"))
+	n.watcher = startL1Watcher(n.l1, l1Signals{n}, cfg.L1PollInterval, cfg.L1CallTimeout, cfg.Log.With("part", "l1"))
 	n.wg.Add(1)
 	go n.statusLoop()
 	ok = true
@@ -168,14 +208,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// l1Signals forwards L1 changes to the driver, keeping the Idle pipeline's origin at the
-// L1 head so the sync status shows how far L1 has been seen.
+// l1Signals forwards L1 changes to the driver. The L1 head is not derivation's origin:
+// current_l1 reports only what derivation has read (a batcher takes a current_l1 past
+// its channel's inclusion with no safe progress for a dropped channel).
 type l1Signals struct{ n *Node }
 
 func (s l1Signals) OnL1Head(ctx context.Context, ref eth.L1BlockRef) error {
-	if s.n.idle != nil {
-		s.n.idle.SetOrigin(ref)
-	}
 	return s.n.driver.OnL1Head(ctx, ref)
 }
 
@@ -251,20 +289,33 @@ func (n *Node) serve(srv *http.Server, ln net.Listener) {
 	}
 }
 
-// health answers 200 while the driver runs and 503 with the reason once it stopped.
-func (n *Node) health(w http.ResponseWriter, _ *http.Request) {
+// healthTimeout bounds how long /health waits for the driver's loop to answer.
+const healthTimeout = 2 * time.Second
+
+// health answers 200 while the node makes progress and 503 with the reason otherwise:
+// the driver stopped (its critical error), its loop does not answer, derivation or the
+// sequencer keep failing, or L1 has not answered a poll for the stall timeout.
+func (n *Node) health(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
-	select {
-	case <-n.driver.Done():
-		w.WriteHeader(http.StatusServiceUnavailable)
-		msg := "driver stopped"
-		if err := n.driver.Err(); err != nil {
-			msg = err.Error()
-		}
-		fmt.Fprintf(w, "{\"error\":%q}\n", msg)
-	default:
-		fmt.Fprintln(w, `{"status":"ok"}`)
+	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+	defer cancel()
+	err := n.driver.Health(ctx)
+	if err == nil {
+		err = n.watcher.health(n.stallTimeout())
 	}
+	if err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "{\"error\":%q}\n", err.Error())
+		return
+	}
+	fmt.Fprintln(w, `{"status":"ok"}`)
+}
+
+func (n *Node) stallTimeout() time.Duration {
+	if n.cfg.Driver.StallTimeout > 0 {
+		return n.cfg.Driver.StallTimeout
+	}
+	return 30 * time.Second
 }
 
 func (n *Node) statusLoop() {
@@ -288,8 +339,9 @@ func (n *Node) statusLoop() {
 				continue
 			}
 			n.metrics.RecordStatus(st)
-			n.log.Info("status", "l1_head", st.HeadL1.Number, "unsafe_l2", st.UnsafeL2.Number,
-				"safe_l2", st.SafeL2.Number, "finalized_l2", st.FinalizedL2.Number, "l1_origin", st.UnsafeL2.L1Origin.Number)
+			n.log.Info("status", "l1_head", st.HeadL1.Number, "l1_finalized", st.FinalizedL1.Number, "current_l1", st.CurrentL1.Number,
+				"unsafe_l2", st.UnsafeL2.Number, "pending_safe_l2", st.PendingSafeL2.Number, "safe_l2", st.SafeL2.Number,
+				"finalized_l2", st.FinalizedL2.Number, "l1_origin", st.UnsafeL2.L1Origin.Number, "safe_l1_origin", st.SafeL2.L1Origin.Number)
 		}
 	}
 }
@@ -354,6 +406,9 @@ func (n *Node) Close() error {
 		}
 		if n.l1 != nil {
 			n.l1.Close()
+		}
+		if n.l1src != nil {
+			n.l1src.Close()
 		}
 		n.closeErr = errors.Join(errs...)
 	})

@@ -55,6 +55,11 @@ func (l *fakeL1) HeaderByNumber(_ context.Context, n *big.Int) (*types.Header, e
 	return l.canon[n.Uint64()], nil
 }
 
+func (l *fakeL1) FetchReceipts(ctx context.Context, h common.Hash) (*types.Header, types.Receipts, error) {
+	hd, err := l.HeaderByHash(ctx, h)
+	return hd, nil, err
+}
+
 func (l *fakeL1) HeaderByHash(_ context.Context, h common.Hash) (*types.Header, error) {
 	if hd, ok := l.byHash[h]; ok {
 		return hd, nil
@@ -161,15 +166,17 @@ func TestOriginDetectsL1Reorg(t *testing.T) {
 
 // flakyEngine fails StartBuilding a given number of times.
 type flakyEngine struct {
-	head  eth.L2BlockRef
-	fails int
-	err   error
-	calls int
+	head    eth.L2BlockRef
+	safe    eth.L2BlockRef
+	fails   int
+	err     error
+	calls   int
+	rewinds int
 }
 
 func (e *flakyEngine) UnsafeHead() eth.L2BlockRef { return e.head }
 func (e *flakyEngine) Heads() (eth.L2BlockRef, eth.L2BlockRef, eth.L2BlockRef) {
-	return e.head, eth.L2BlockRef{}, eth.L2BlockRef{}
+	return e.head, e.safe, eth.L2BlockRef{}
 }
 func (e *flakyEngine) StartBuilding(context.Context, eth.L2BlockRef, *engine.PayloadAttributes) (engine.PayloadID, error) {
 	e.calls++
@@ -183,8 +190,12 @@ func (e *flakyEngine) SealBuilding(context.Context, engine.PayloadID) (*engine.E
 	return &engine.ExecutionPayloadEnvelope{ExecutionPayload: &engine.ExecutableData{}}, e.head, nil
 }
 func (e *flakyEngine) SetUnsafeHead(_ context.Context, r eth.L2BlockRef) error {
+	e.rewinds++
 	e.head = r
 	return nil
+}
+func (e *flakyEngine) SystemConfigByL2Hash(context.Context, common.Hash) (rollup.SystemConfig, error) {
+	return rollup.SystemConfig{Scalar: rollup.EncodeScalars(1, 1), GasLimit: 30_000_000}, nil
 }
 func (e *flakyEngine) BlockRefByHash(context.Context, common.Hash) (eth.L2BlockRef, error) {
 	return eth.L2BlockRef{}, errors.New("unused")
@@ -208,7 +219,7 @@ func TestEngineFailuresBackOffWithoutHotLoop(t *testing.T) {
 			zero := uint64(0)
 			cfg := &rollup.Config{BlockTime: 2, FjordTime: &zero, Genesis: rollup.Genesis{SystemConfig: rollup.SystemConfig{Scalar: rollup.EncodeScalars(1, 1), GasLimit: 30_000_000}}}
 			m := &countMetrics{errs: map[string]int{}}
-			s := New(Config{MaxBackoff: time.Second}, cfg, e, l1, clk, slog.New(slog.NewTextHandler(io.Discard, nil)), m)
+			s := New(Config{MaxBackoff: time.Second}, cfg, e, l1, l1, clk, slog.New(slog.NewTextHandler(io.Discard, nil)), m)
 			s.SetL1Head(l1.head())
 			ctx := context.Background()
 			for i, want := range []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond} {
@@ -247,7 +258,7 @@ func TestPlanFollowsTheClock(t *testing.T) {
 	e := &flakyEngine{head: l2At(l1.canon[0], 1000, 0)}
 	zero := uint64(0)
 	cfg := &rollup.Config{BlockTime: 2, FjordTime: &zero, Genesis: rollup.Genesis{SystemConfig: rollup.SystemConfig{Scalar: rollup.EncodeScalars(1, 1), GasLimit: 30_000_000}}}
-	s := New(Config{}, cfg, e, l1, clk, slog.New(slog.NewTextHandler(io.Discard, nil)), &countMetrics{errs: map[string]int{}})
+	s := New(Config{}, cfg, e, l1, l1, clk, slog.New(slog.NewTextHandler(io.Discard, nil)), &countMetrics{errs: map[string]int{}})
 	s.SetL1Head(l1.head())
 	// Building the block at 1002 starts when its parent's time (1000) is reached...
 	if d := s.PlanNextAction(); d != 10*time.Second {
@@ -260,5 +271,123 @@ func TestPlanFollowsTheClock(t *testing.T) {
 	// ...and sealing 50ms before its own timestamp.
 	if d := s.PlanNextAction(); d != 2*time.Second-50*time.Millisecond {
 		t.Fatalf("seal planned in %s", d)
+	}
+}
+
+func newTestSequencer(t *testing.T, e *flakyEngine, l1 interface {
+	L1Source
+	rollup.L1ReceiptsFetcher
+}, clk clock.Clock, cfg Config) (*Sequencer, *countMetrics) {
+	t.Helper()
+	zero := uint64(0)
+	rcfg := &rollup.Config{BlockTime: 2, FjordTime: &zero, Genesis: rollup.Genesis{SystemConfig: rollup.SystemConfig{Scalar: rollup.EncodeScalars(1, 1), GasLimit: 30_000_000}}}
+	m := &countMetrics{errs: map[string]int{}}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = time.Second
+	}
+	return New(cfg, rcfg, e, l1, l1, clk, slog.New(slog.NewTextHandler(io.Discard, nil)), m), m
+}
+
+// TestReorgBelowSafeWaitsForTheReset: the safe head's own origin was reorged out. The
+// sequencer cannot rewind below safe, so it must back off (the pipeline's reset moves
+// safe), not rewind to safe again and again in a hot loop.
+func TestReorgBelowSafeWaitsForTheReset(t *testing.T) {
+	l1 := newFakeL1(1000, 1012)
+	safe := l2At(l1.canon[1], 1014, 0)
+	l1.canon = l1.canon[:1]
+	l1.add(1013, 1) // block 1 replaced: safe's origin is gone
+	clk := clock.NewFake(time.Unix(5000, 0))
+	e := &flakyEngine{head: safe, safe: safe}
+	s, m := newTestSequencer(t, e, l1, clk, Config{})
+	s.SetL1Head(l1.head())
+	ctx := context.Background()
+	var delays []time.Duration
+	for i := 0; i < 3; i++ {
+		if d := s.PlanNextAction(); d != 0 {
+			clk.Advance(d)
+		}
+		if _, err := s.RunNextAction(ctx); err != nil {
+			t.Fatal(err)
+		}
+		delays = append(delays, s.PlanNextAction())
+	}
+	if fmt.Sprint(delays) != "[100ms 200ms 400ms]" {
+		t.Fatalf("delays after each attempt %v: want a growing backoff", delays)
+	}
+	if e.rewinds != 0 || m.errs["l1_reorg_below_safe"] != 3 {
+		t.Fatalf("rewinds %d, errors %v", e.rewinds, m.errs)
+	}
+	if since, err := s.Failing(); since.IsZero() || err == nil {
+		t.Fatal("the sequencer does not report it is failing")
+	}
+}
+
+func TestUnsupportedEngineIsCritical(t *testing.T) {
+	l1 := newFakeL1(1000)
+	e := &flakyEngine{head: l2At(l1.canon[0], 1000, 0), fails: 1, err: fmt.Errorf("fcu: %w", enginepkg.ErrUnsupported)}
+	s, _ := newTestSequencer(t, e, l1, clock.NewFake(time.Unix(5000, 0)), Config{})
+	s.SetL1Head(l1.head())
+	if _, err := s.RunNextAction(context.Background()); !errors.Is(err, ErrCritical) {
+		t.Fatalf("unsupported fork: %v", err)
+	}
+}
+
+func TestEngineRefusingEveryBuildIsCritical(t *testing.T) {
+	l1 := newFakeL1(1000)
+	clk := clock.NewFake(time.Unix(5000, 0))
+	e := &flakyEngine{head: l2At(l1.canon[0], 1000, 0), fails: 1 << 30, err: fmt.Errorf("fcu: %w", enginepkg.ErrInvalid)}
+	s, _ := newTestSequencer(t, e, l1, clk, Config{MaxInvalidBuilds: 4})
+	s.SetL1Head(l1.head())
+	var err error
+	for i := 0; i < 10 && err == nil; i++ {
+		clk.Advance(s.PlanNextAction())
+		_, err = s.RunNextAction(context.Background())
+	}
+	if !errors.Is(err, ErrCritical) || e.calls != 4 {
+		t.Fatalf("after %d refused builds: %v", e.calls, err)
+	}
+}
+
+// hungL1 answers nothing until the caller gives up.
+type hungL1 struct{ calls int }
+
+func (h *hungL1) HeaderByNumber(ctx context.Context, _ *big.Int) (*types.Header, error) {
+	h.calls++
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func (h *hungL1) FetchReceipts(ctx context.Context, hash common.Hash) (*types.Header, types.Receipts, error) {
+	hd, err := h.HeaderByHash(ctx, hash)
+	return hd, nil, err
+}
+
+func (h *hungL1) HeaderByHash(ctx context.Context, _ common.Hash) (*types.Header, error) {
+	h.calls++
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func TestHungL1DoesNotBlockTheSequencer(t *testing.T) {
+	l1 := newFakeL1(1000)
+	e := &flakyEngine{head: l2At(l1.canon[0], 1000, 0)}
+	hung := &hungL1{}
+	s, m := newTestSequencer(t, e, hung, clock.NewFake(time.Unix(5000, 0)), Config{L1CallTimeout: 50 * time.Millisecond})
+	s.SetL1Head(l1.head())
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.RunNextAction(context.Background())
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the sequencer is stuck on a hung L1")
+	}
+	if hung.calls != 1 || m.errs["origin"] != 1 || s.PlanNextAction() == 0 {
+		t.Fatalf("calls %d errors %v next %s", hung.calls, m.errs, s.PlanNextAction())
 	}
 }

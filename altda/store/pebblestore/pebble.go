@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/bloom"
+	"github.com/cockroachdb/pebble/vfs"
 
 	"github.com/opkit/opkit/altda/store"
 	"github.com/opkit/opkit/altda/store/vlog"
@@ -23,17 +25,61 @@ type Store struct {
 	db     *pebble.DB
 	values *values // nil: values are inline in db
 	name   string
+
+	retention time.Duration
+	now       func() time.Time
+	log       *slog.Logger
+	stop      chan struct{} // closed by Close: ends the retention loop
+	loop      sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Options tune a store opened with OpenWith. The zero value is what Open uses.
+type Options struct {
+	// Retention, when positive, drops the value log segments whose every record is older
+	// than it, together with their index entries: a read of such a preimage is then not
+	// found. A background loop checks about every Retention/4 (at most every minute).
+	// Zero keeps everything.
+	Retention time.Duration
+	// SegmentSize is where the value log starts a new segment (default 1 GiB). Space is
+	// given back a segment at a time.
+	SegmentSize int64
+	// CheckpointBytes is how many value bytes may be appended between index checkpoints,
+	// which bounds what a restart after a crash rescans (default 64 MiB).
+	CheckpointBytes int64
+	// Now is the clock retention measures age by (default time.Now).
+	Now func() time.Time
+	// Logger reports retention passes (default slog.Default()).
+	Logger *slog.Logger
+	// IndexFS and ValueFS are the file systems of the index and the value log (default:
+	// the operating system's). Tests use them to model what a crash keeps.
+	IndexFS vfs.FS
+	ValueFS vlog.FS
 }
 
 // Open opens (or creates) a store whose index is a Pebble database in dir/index and whose
 // values are appended to a value log in dir/values. This is the store for preimages: each
 // is written once, where an LSM tree would rewrite it on every flush and compaction.
-func Open(dir string) (*Store, error) {
+func Open(dir string) (*Store, error) { return OpenWith(dir, Options{}) }
+
+// OpenWith is Open with options.
+func OpenWith(dir string, o Options) (*Store, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.CheckpointBytes <= 0 {
+		o.CheckpointBytes = defaultCheckpointBytes
+	}
 	// The index holds 16-byte locations: Pebble's defaults fit, with a bloom filter so
 	// that the "already stored?" lookup before each write rarely reads a data block.
 	opts := &pebble.Options{
 		WALMinSyncInterval: walMinSyncInterval,
 		Logger:             quietLogger{},
+		FS:                 o.IndexFS,
 	}
 	opts.Levels = make([]pebble.LevelOptions, 7)
 	for i := range opts.Levels {
@@ -43,12 +89,17 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	values, err := openValues(filepath.Join(dir, "values"), db)
+	values, err := openValues(filepath.Join(dir, "values"), db, vlog.Options{SegmentSize: o.SegmentSize, FS: o.ValueFS, Now: o.Now}, o.CheckpointBytes)
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open value log in %s: %w", dir, err)
 	}
-	return &Store{db: db, values: values, name: "pebble"}, nil
+	s := &Store{db: db, values: values, name: "pebble", retention: o.Retention, now: o.Now, log: o.Logger, stop: make(chan struct{})}
+	if s.retention > 0 {
+		s.loop.Add(1)
+		go s.retentionLoop()
+	}
+	return s, nil
 }
 
 // OpenInline opens (or creates) a store that keeps values inside the Pebble database in
@@ -80,7 +131,7 @@ func OpenInline(dir string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, name: "pebble"}, nil
+	return &Store{db: db, name: "pebble", stop: make(chan struct{})}, nil
 }
 
 // walMinSyncInterval lets concurrent synced writers share one WAL sync.
@@ -146,6 +197,10 @@ func (s *Store) resolve(key, indexed []byte) ([]byte, error) {
 		return nil, fmt.Errorf("index entry for %x: %w", key, err)
 	}
 	v, err := s.values.log.Read(loc, key)
+	if errors.Is(err, vlog.ErrExpired) {
+		// Retention dropped the segment after this read found its index entry.
+		return nil, fmt.Errorf("%w: %w", store.ErrNotFound, err)
+	}
 	if errors.Is(err, vlog.ErrCorrupt) {
 		return nil, fmt.Errorf("%w: %w", store.ErrCorrupt, err)
 	}
@@ -176,7 +231,7 @@ func (s *Store) Has(ctx context.Context, key []byte) (bool, error) {
 	indexed := bytes.Clone(v)
 	_ = closer.Close()
 	_, err = s.resolve(key, indexed)
-	if errors.Is(err, store.ErrCorrupt) {
+	if errors.Is(err, store.ErrCorrupt) || errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
 	return err == nil, err
@@ -256,8 +311,18 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close flushes the memtable and closes the database and the value log.
+// Close stops the retention loop, flushes the memtable and closes the database and the
+// value log. Calling it again returns the first call's result.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		s.loop.Wait()
+		s.closeErr = s.close()
+	})
+	return s.closeErr
+}
+
+func (s *Store) close() error {
 	var errs []error
 	if s.values != nil {
 		errs = append(errs, s.values.close(s.db))
@@ -292,4 +357,31 @@ func (quietLogger) Errorf(format string, args ...interface{}) {
 }
 func (quietLogger) Fatalf(format string, args ...interface{}) {
 	panic(fmt.Sprintf("pebble: "+format, args...))
+}
+
+// DropExpired drops, now, what Options.Retention says is too old, and returns how many
+// preimages it removed. The retention loop calls it; so can tests.
+func (s *Store) DropExpired() (int, error) {
+	if s.values == nil || s.retention <= 0 {
+		return 0, nil
+	}
+	return s.values.dropBefore(s.db, s.now().Add(-s.retention))
+}
+
+func (s *Store) retentionLoop() {
+	defer s.loop.Done()
+	t := time.NewTicker(min(max(s.retention/4, 10*time.Millisecond), time.Minute))
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if n, err := s.DropExpired(); err != nil {
+				s.log.Error("pebble store: retention pass failed", "err", err)
+			} else if n > 0 {
+				s.log.Info("retention dropped preimages older than the window", "count", n, "retention", s.retention)
+			}
+		}
+	}
 }

@@ -1,9 +1,11 @@
 package pebblestore
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble"
 
@@ -16,9 +18,9 @@ var checkpointKey = []byte("\xffvalue-log-checkpoint")
 
 func reserved(key []byte) bool { return len(key) > 0 && key[0] == 0xff }
 
-// checkpointEvery is how many value bytes may be appended between checkpoints, which is
-// about what a restart after a crash rescans.
-const checkpointEvery = 64 << 20
+// defaultCheckpointBytes is how many value bytes may be appended between checkpoints,
+// which is about what a restart after a crash rescans.
+const defaultCheckpointBytes = 64 << 20
 
 // values is a store's value log plus what keeps its index recoverable.
 //
@@ -35,20 +37,26 @@ type values struct {
 	mu       sync.Mutex                 // held across Append so that End and inFlight agree
 	inFlight map[vlog.Position]struct{} // appended, not yet indexed
 	since    int64                      // bytes appended since the last checkpoint
+	every    int64                      // checkpoint after this many bytes
 
 	checkpointMu sync.Mutex // one checkpoint at a time
+	// indexMu is held for reading by each index write of a put and for writing while
+	// retention deletes the entries of a dropped segment, so that retention never deletes
+	// an entry a concurrent put has just pointed somewhere else.
+	indexMu     sync.RWMutex
+	retentionMu sync.Mutex // one retention pass at a time
 
 	recovered int // records whose locations were written again at open
 }
 
 // openValues opens the value log in dir and writes into db the location of every record
 // the index may have lost, from the last checkpoint on.
-func openValues(dir string, db *pebble.DB) (*values, error) {
-	log, err := vlog.Open(dir, vlog.Options{})
+func openValues(dir string, db *pebble.DB, opts vlog.Options, checkpointBytes int64) (*values, error) {
+	log, err := vlog.Open(dir, opts)
 	if err != nil {
 		return nil, err
 	}
-	v := &values{log: log, inFlight: make(map[vlog.Position]struct{})}
+	v := &values{log: log, inFlight: make(map[vlog.Position]struct{}), every: checkpointBytes}
 	if err := v.recover(db); err != nil {
 		_ = log.Close()
 		return nil, err
@@ -108,7 +116,7 @@ func (v *values) put(db *pebble.DB, key, value []byte) error {
 	}
 	v.inFlight[loc.Start()] = struct{}{}
 	v.since += int64(len(value))
-	due := v.since >= checkpointEvery
+	due := v.since >= v.every
 	if due {
 		v.since = 0
 	}
@@ -116,7 +124,9 @@ func (v *values) put(db *pebble.DB, key, value []byte) error {
 
 	err = v.log.Sync(loc, len(key))
 	if err == nil {
+		v.indexMu.RLock()
 		err = db.Set(key, loc.Bytes(), pebble.NoSync)
+		v.indexMu.RUnlock()
 	}
 	v.mu.Lock()
 	delete(v.inFlight, loc.Start())
@@ -125,13 +135,15 @@ func (v *values) put(db *pebble.DB, key, value []byte) error {
 		return err
 	}
 	if due {
-		return v.checkpoint(db)
+		_, err := v.checkpoint(db)
+		return err
 	}
 	return nil
 }
 
-// checkpoint records, synced, the oldest record not yet indexed (or the log's end).
-func (v *values) checkpoint(db *pebble.DB) error {
+// checkpoint records, synced, the oldest record not yet indexed (or the log's end), and
+// returns it.
+func (v *values) checkpoint(db *pebble.DB) (vlog.Position, error) {
 	v.checkpointMu.Lock()
 	defer v.checkpointMu.Unlock()
 	v.mu.Lock()
@@ -143,12 +155,78 @@ func (v *values) checkpoint(db *pebble.DB) error {
 	}
 	v.mu.Unlock()
 	if err := db.Set(checkpointKey, pos.Bytes(), pebble.Sync); err != nil {
-		return fmt.Errorf("value log checkpoint: %w", err)
+		return vlog.Position{}, fmt.Errorf("value log checkpoint: %w", err)
 	}
-	return nil
+	return pos, nil
 }
 
 // close checkpoints at the end of the log and closes it.
 func (v *values) close(db *pebble.DB) error {
-	return errors.Join(v.checkpoint(db), v.log.Close())
+	_, err := v.checkpoint(db)
+	return errors.Join(err, v.log.Close())
+}
+
+// dropBefore drops the value log segments whose every record was appended before cutoff,
+// and their index entries, and returns how many entries it deleted.
+//
+// The order makes every crash safe. The checkpoint moves past the segments first, so a
+// restart never rescans them and indexes their records again. The index entries go next,
+// in one synced batch: a read that starts after it finds nothing. The files go last; a
+// crash before they are gone leaves files nothing points to, which the next pass drops.
+func (v *values) dropBefore(db *pebble.DB, cutoff time.Time) (int, error) {
+	v.retentionMu.Lock()
+	defer v.retentionMu.Unlock()
+	ids, err := v.log.Expired(cutoff)
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	pos, err := v.checkpoint(db)
+	if err != nil {
+		return 0, err
+	}
+	// A record still waiting for its index write keeps its segment (and the newer ones).
+	for len(ids) > 0 && ids[len(ids)-1] >= pos.Segment {
+		ids = ids[:len(ids)-1]
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	v.indexMu.Lock()
+	batch := db.NewBatch()
+	deleted := 0
+	for _, id := range ids {
+		err = v.log.Keys(id, func(key []byte, loc vlog.Location) error {
+			cur, closer, err := db.Get(key)
+			if errors.Is(err, pebble.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			// Only the entry that points here: the same key written again later (after
+			// its copy here was found damaged) lives on in its newer segment.
+			same := bytes.Equal(cur, loc.Bytes())
+			_ = closer.Close()
+			if !same {
+				return nil
+			}
+			deleted++
+			return batch.Delete(key, nil)
+		})
+		if err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = batch.Commit(pebble.Sync)
+	}
+	v.indexMu.Unlock()
+	err = errors.Join(err, batch.Close())
+	if err != nil {
+		return 0, fmt.Errorf("retention: delete the index entries of value log segments %v: %w", ids, err)
+	}
+	if err := v.log.Drop(ids); err != nil {
+		return deleted, fmt.Errorf("retention: %w", err)
+	}
+	return deleted, nil
 }

@@ -35,7 +35,7 @@ func TestCheckpointStopsAtRecordsInFlight(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.values.checkpoint(s.db); err != nil {
+	if _, err := s.values.checkpoint(s.db); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := readCheckpoint(t, s), s.values.log.End(); got != want {
@@ -49,7 +49,7 @@ func TestCheckpointStopsAtRecordsInFlight(t *testing.T) {
 	if err := s.Put(ctx, []byte{0, 9}, make([]byte, 1000)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.values.checkpoint(s.db); err != nil {
+	if _, err := s.values.checkpoint(s.db); err != nil {
 		t.Fatal(err)
 	}
 	if got := readCheckpoint(t, s); got != inFlight {
@@ -62,7 +62,8 @@ func TestCheckpointStopsAtRecordsInFlight(t *testing.T) {
 
 // Enough appended bytes trigger a checkpoint from Put itself.
 func TestPutCheckpointsEveryFewMegabytes(t *testing.T) {
-	s, err := Open(t.TempDir())
+	const every = 4 << 20
+	s, err := OpenWith(t.TempDir(), Options{CheckpointBytes: every})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,13 +71,13 @@ func TestPutCheckpointsEveryFewMegabytes(t *testing.T) {
 	before := readCheckpoint(t, s)
 	ctx := context.Background()
 	value := make([]byte, 1<<20)
-	for i := 0; i <= checkpointEvery/len(value); i++ {
+	for i := 0; i <= every/len(value); i++ {
 		if err := s.Put(ctx, []byte{0, byte(i), byte(i >> 8)}, value); err != nil {
 			t.Fatal(err)
 		}
 	}
 	after := readCheckpoint(t, s)
-	if !before.Before(after) || after.Offset < checkpointEvery {
-		t.Fatalf("after %d MiB of puts the checkpoint moved from %v to %v", checkpointEvery>>20+1, before, after)
+	if !before.Before(after) || after.Offset < every {
+		t.Fatalf("after %d MiB of puts the checkpoint moved from %v to %v", every>>20+1, before, after)
 	}
 }

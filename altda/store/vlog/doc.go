@@ -7,8 +7,12 @@
 // (key, value) pair, so a read detects a torn or corrupted record and a record read through
 // a stale or wrong location. Appends are serialised; Sync makes a record durable and groups
 // the fsyncs of concurrent writers, so under load many appends share one. A segment is
-// synced in full before the next one is started, and the log is never rewritten: its
-// owner never deletes values.
+// cut to its last whole record and synced in full before the next one is started. The log
+// is never rewritten; space comes back only a whole segment at a time, when the owner drops
+// the oldest segments (Expired, Keys, Drop) after removing its index entries for them.
+//
+// All file access goes through FS, so that tests can model what a crash keeps (package
+// crashfs) and inject short writes.
 //
 // Recover lets the owner keep its index writes unsynced: after a crash it lists every
 // intact record from a position the owner knows its index covers, so lost index entries

@@ -6,15 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-
-	"golang.org/x/sys/unix"
+	"time"
 )
 
 // DefaultSegmentSize is where a segment is sealed and the next one started: large enough
@@ -28,12 +26,18 @@ const segmentExt = ".vlog"
 type Options struct {
 	// SegmentSize is the size past which no new record starts in a segment.
 	SegmentSize int64
+	// FS is the file system (default: the operating system's).
+	FS FS
+	// Now is the clock that dates appends for Expired (default time.Now).
+	Now func() time.Time
 }
 
 // Log is an append-only value log in one directory. It is safe for concurrent use.
 type Log struct {
 	dir         string
 	segmentSize int64
+	fs          FS
+	now         func() time.Time
 
 	// Lock order: appendMu, syncMu, filesMu. closed is set with all three held, so any
 	// one of them is enough to read it.
@@ -49,6 +53,9 @@ type Log struct {
 	filesMu  sync.RWMutex
 	segments map[uint32]*segment
 	closed   bool
+	// oldest is the lowest segment id the log still has: a location in a lower one was
+	// dropped by Drop. Guarded by filesMu.
+	oldest uint32
 	// failed holds the first sync error. After a failed fsync the kernel may have
 	// dropped the dirty pages, so nothing later can be trusted to be durable: every later
 	// append and sync fails until the log is reopened. A failed write (a full disk) is
@@ -59,8 +66,12 @@ type Log struct {
 
 type segment struct {
 	id   uint32
-	f    *os.File
-	size int64 // bytes appended; guarded by Log.mu
+	f    File
+	size int64 // bytes appended; guarded by Log.appendMu
+	// last dates the newest record (unix nanoseconds): when it was appended, or for a
+	// segment found at Open, the file's modification time, which is no earlier. Guarded
+	// by Log.appendMu.
+	last int64
 	// written is size as seen by syncers: every byte below it has been handed to the
 	// kernel. synced is the prefix known to be durable.
 	written atomic.Int64
@@ -73,16 +84,25 @@ func Open(dir string, opts Options) (*Log, error) {
 	if opts.SegmentSize <= 0 {
 		opts.SegmentSize = DefaultSegmentSize
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if opts.FS == nil {
+		opts.FS = OSFS{}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if err := opts.FS.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("value log: %w", err)
 	}
-	ids, err := segmentIDs(dir)
+	ids, err := segmentIDs(opts.FS, dir)
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{dir: dir, segmentSize: opts.SegmentSize, segments: make(map[uint32]*segment)}
+	l := &Log{dir: dir, segmentSize: opts.SegmentSize, fs: opts.FS, now: opts.Now, segments: make(map[uint32]*segment), oldest: 1}
+	if len(ids) > 0 {
+		l.oldest = ids[0]
+	}
 	for _, id := range ids {
-		seg, err := openSegment(dir, id, os.O_RDWR)
+		seg, err := l.openSegment(id, false)
 		if err != nil {
 			_ = l.closeFiles()
 			return nil, err
@@ -98,20 +118,20 @@ func Open(dir string, opts Options) (*Log, error) {
 	return l, nil
 }
 
-func segmentIDs(dir string) ([]uint32, error) {
-	entries, err := os.ReadDir(dir)
+func segmentIDs(fs FS, dir string) ([]uint32, error) {
+	names, err := fs.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("value log: %w", err)
 	}
 	var ids []uint32
-	for _, e := range entries {
-		name, ok := strings.CutSuffix(e.Name(), segmentExt)
-		if !ok || e.IsDir() {
+	for _, file := range names {
+		name, ok := strings.CutSuffix(file, segmentExt)
+		if !ok {
 			continue
 		}
 		id, err := strconv.ParseUint(name, 10, 32)
 		if err != nil || id == 0 {
-			return nil, fmt.Errorf("value log: unexpected file %s in %s", e.Name(), dir)
+			return nil, fmt.Errorf("value log: unexpected file %s in %s", file, dir)
 		}
 		ids = append(ids, uint32(id))
 	}
@@ -123,17 +143,17 @@ func segmentPath(dir string, id uint32) string {
 	return filepath.Join(dir, fmt.Sprintf("%08d%s", id, segmentExt))
 }
 
-func openSegment(dir string, id uint32, flag int) (*segment, error) {
-	f, err := os.OpenFile(segmentPath(dir, id), flag, 0o644)
+func (l *Log) openSegment(id uint32, create bool) (*segment, error) {
+	f, err := l.fs.OpenFile(segmentPath(l.dir, id), create)
 	if err != nil {
 		return nil, fmt.Errorf("value log: %w", err)
 	}
-	st, err := f.Stat()
+	size, mtime, err := f.Stat()
 	if err != nil {
 		_ = f.Close()
-		return nil, fmt.Errorf("value log: %w", err)
+		return nil, fmt.Errorf("value log: segment %d: %w", id, err)
 	}
-	seg := &segment{id: id, f: f, size: st.Size()}
+	seg := &segment{id: id, f: f, size: size, last: mtime.UnixNano()}
 	seg.written.Store(seg.size)
 	// What was on disk at open is durable as far as this process can tell.
 	seg.synced.Store(seg.size)
@@ -143,11 +163,11 @@ func openSegment(dir string, id uint32, flag int) (*segment, error) {
 // startSegment creates segment id, makes its directory entry durable and makes it the
 // active segment. appendMu must be held (or l not yet shared).
 func (l *Log) startSegment(id uint32) error {
-	seg, err := openSegment(l.dir, id, os.O_RDWR|os.O_CREATE|os.O_EXCL)
+	seg, err := l.openSegment(id, true)
 	if err != nil {
 		return err
 	}
-	if err := syncDir(l.dir); err != nil {
+	if err := l.syncDir(); err != nil {
 		// The new file's directory entry may or may not survive: as with a failed fsync
 		// of data, nothing after this can be promised durable.
 		_ = seg.f.Close()
@@ -160,14 +180,9 @@ func (l *Log) startSegment(id uint32) error {
 	return nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("value log: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("value log: sync %s: %w", dir, err)
+func (l *Log) syncDir() error {
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return fmt.Errorf("value log: sync %s: %w", l.dir, err)
 	}
 	return nil
 }
@@ -227,14 +242,23 @@ func (l *Log) Append(key, value []byte) (Location, error) {
 	loc := Location{Segment: seg.id, Offset: seg.size, ValueLen: uint32(len(value))}
 	seg.size += n
 	seg.written.Store(seg.size)
+	seg.last = l.now().UnixNano()
 	return loc, nil
 }
 
 // roll seals the active segment, synced in full, and starts the next. appendMu is held.
+//
+// The segment is first cut to its logical end: a failed append (a short write, then a
+// full disk) may have left part of a record past it, which the next append would have
+// overwritten. Sealed with those bytes, the segment would end in a torn record, which
+// Recover rightly refuses in a sealed segment.
 func (l *Log) roll() error {
 	old := l.active
+	if err := cutToEnd(old); err != nil {
+		return fmt.Errorf("value log: cut segment %d to %d bytes before sealing it: %w", old.id, old.size, err)
+	}
 	l.syncMu.Lock()
-	err := unix.Fdatasync(int(old.f.Fd()))
+	err := old.f.Datasync()
 	if err == nil {
 		old.synced.Store(old.written.Load())
 	}
@@ -245,44 +269,42 @@ func (l *Log) roll() error {
 	return l.startSegment(old.id + 1)
 }
 
-// pwriteAll writes bufs back to back at off with as few system calls as the kernel allows.
-func pwriteAll(f *os.File, bufs [][]byte, off int64) error {
-	rc, err := f.SyscallConn()
+// cutToEnd truncates seg's file to the appended records when a failed append left bytes
+// past them. It leaves a clean file alone, so that its modification time still dates its
+// newest record (Open takes it for that).
+func cutToEnd(seg *segment) error {
+	size, _, err := seg.f.Stat()
 	if err != nil {
 		return err
 	}
-	var werr error
-	err = rc.Write(func(fd uintptr) bool {
-		for len(bufs) > 0 {
-			n, err := unix.Pwritev(int(fd), bufs, off)
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil {
-				werr = err
-				return true
-			}
-			if n == 0 {
-				werr = io.ErrShortWrite
-				return true
-			}
-			off += int64(n)
-			for n > 0 {
-				if n >= len(bufs[0]) {
-					n -= len(bufs[0])
-					bufs = bufs[1:]
-				} else {
-					bufs[0] = bufs[0][n:]
-					n = 0
-				}
+	if size == seg.size {
+		return nil
+	}
+	return seg.f.Truncate(seg.size)
+}
+
+// pwriteAll writes bufs back to back at off with as few system calls as the kernel allows.
+func pwriteAll(f File, bufs [][]byte, off int64) error {
+	for len(bufs) > 0 {
+		n, err := f.Pwritev(bufs, off)
+		if err != nil {
+			return err
+		}
+		if n <= 0 {
+			return io.ErrShortWrite
+		}
+		off += int64(n)
+		for n > 0 {
+			if n >= len(bufs[0]) {
+				n -= len(bufs[0])
+				bufs = bufs[1:]
+			} else {
+				bufs[0] = bufs[0][n:]
+				n = 0
 			}
 		}
-		return true
-	})
-	if err != nil {
-		return err
 	}
-	return werr
+	return nil
 }
 
 // Sync returns once the record at loc is durable. Concurrent callers share fsyncs: one
@@ -307,7 +329,7 @@ func (l *Log) Sync(loc Location, keyLen int) error {
 		return err
 	}
 	target := seg.written.Load()
-	if err := unix.Fdatasync(int(seg.f.Fd())); err != nil {
+	if err := seg.f.Datasync(); err != nil {
 		return l.fail(fmt.Errorf("value log: sync segment %d: %w", seg.id, err))
 	}
 	seg.synced.Store(target)
@@ -324,6 +346,9 @@ func (l *Log) Read(loc Location, key []byte) ([]byte, error) {
 	}
 	seg := l.segments[loc.Segment]
 	if seg == nil {
+		if loc.Segment < l.oldest {
+			return nil, fmt.Errorf("%w: %s", ErrExpired, loc)
+		}
 		return nil, fmt.Errorf("%w: no segment %d for %s", ErrCorrupt, loc.Segment, loc)
 	}
 	rec := make([]byte, recordSize(len(key), int(loc.ValueLen)))
@@ -354,7 +379,11 @@ func (l *Log) Close() error {
 	l.closed = true
 	var err error
 	if l.Err() == nil {
-		if serr := unix.Fdatasync(int(l.active.f.Fd())); serr != nil {
+		// Cut what a failed append left past the end, as roll does: a later Open would
+		// otherwise take those bytes for a record torn by a crash.
+		if terr := cutToEnd(l.active); terr != nil {
+			err = fmt.Errorf("value log: cut segment %d: %w", l.active.id, terr)
+		} else if serr := l.active.f.Datasync(); serr != nil {
 			err = fmt.Errorf("value log: sync segment %d: %w", l.active.id, serr)
 		}
 	}
@@ -475,7 +504,7 @@ func (l *Log) Recover(from Position, fn func(key []byte, loc Location) error) (P
 
 // readRecord reads and checks the record at off in a segment of the given size, using buf
 // as scratch space. ErrCorrupt means no intact record starts there.
-func readRecord(f *os.File, off, size int64, buf []byte) (_ []byte, key []byte, valueLen uint32, err error) {
+func readRecord(f File, off, size int64, buf []byte) (_ []byte, key []byte, valueLen uint32, err error) {
 	if size-off < headerSize {
 		return buf, nil, 0, fmt.Errorf("%w: %d bytes at the end are shorter than a header", ErrCorrupt, size-off)
 	}
@@ -507,11 +536,140 @@ func (l *Log) cut(seg *segment, off int64) error {
 	if err := seg.f.Truncate(off); err != nil {
 		return fmt.Errorf("value log: cut segment %d at %d: %w", seg.id, off, err)
 	}
-	if err := unix.Fdatasync(int(seg.f.Fd())); err != nil {
+	if err := seg.f.Datasync(); err != nil {
 		return fmt.Errorf("value log: sync segment %d: %w", seg.id, err)
 	}
 	seg.size = off
 	seg.written.Store(off)
 	seg.synced.Store(off)
 	return nil
+}
+
+// ErrExpired is returned by Read for a location in a segment that Drop removed.
+var ErrExpired = errors.New("value log record was dropped by retention")
+
+// Expired returns, oldest first, the sealed segments whose every record was appended
+// before cutoff: the longest such run from the oldest segment on, so that what Drop
+// removes is always a prefix of the log. When the active segment holds records and its
+// newest is older than cutoff too, it is sealed (and a new one started) so that it can go
+// as well: a log nobody writes to any more still gives its space back.
+func (l *Log) Expired(cutoff time.Time) ([]uint32, error) {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if l.closed {
+		return nil, ErrClosed
+	}
+	if l.active.size > 0 && l.active.last < cutoff.UnixNano() {
+		if err := l.Err(); err != nil {
+			return nil, err
+		}
+		if err := l.roll(); err != nil {
+			return nil, err
+		}
+	}
+	l.filesMu.RLock()
+	defer l.filesMu.RUnlock()
+	var ids []uint32
+	for id := range l.segments {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	var out []uint32
+	for _, id := range ids {
+		seg := l.segments[id]
+		if seg == l.active || seg.last >= cutoff.UnixNano() {
+			break
+		}
+		out = append(out, id)
+	}
+	return out, nil
+}
+
+// Keys calls fn with the key and location of every record in sealed segment id, in
+// order. It reads record headers and keys only and checks no checksums: it is for
+// finding the index entries that point into a segment about to be dropped.
+func (l *Log) Keys(id uint32, fn func(key []byte, loc Location) error) error {
+	l.filesMu.RLock()
+	defer l.filesMu.RUnlock()
+	if l.closed {
+		return ErrClosed
+	}
+	seg := l.segments[id]
+	if seg == nil {
+		return fmt.Errorf("%w: no segment %d", ErrCorrupt, id)
+	}
+	size := seg.written.Load()
+	var h [headerSize]byte
+	var key []byte
+	for off := int64(0); off < size; {
+		if size-off < headerSize {
+			return fmt.Errorf("%w: segment %d ends in %d bytes shorter than a header", ErrCorrupt, id, size-off)
+		}
+		if _, err := seg.f.ReadAt(h[:], off); err != nil {
+			return fmt.Errorf("value log: segment %d: read header at %d: %w", id, off, err)
+		}
+		keyLen, valueLen := lengths(h[:])
+		n := recordSize(keyLen, int(valueLen))
+		if valueLen > MaxValueSize || n > size-off {
+			return fmt.Errorf("%w: segment %d: record of %d bytes at %d runs past the end (%d)", ErrCorrupt, id, n, off, size)
+		}
+		key = slices.Grow(key[:0], keyLen)[:keyLen]
+		if _, err := seg.f.ReadAt(key, off+headerSize); err != nil {
+			return fmt.Errorf("value log: segment %d: read key at %d: %w", id, off, err)
+		}
+		if err := fn(key, Location{Segment: id, Offset: off, ValueLen: valueLen}); err != nil {
+			return err
+		}
+		off += n
+	}
+	return nil
+}
+
+// Drop deletes sealed segments ids, which must be the oldest ones (as Expired lists
+// them). Reads of locations in them then fail with ErrExpired. The owner removes its
+// index entries for them first: a crash between the two leaves files nothing points
+// to, which the next Expired and Drop remove.
+func (l *Log) Drop(ids []uint32) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	l.filesMu.Lock()
+	if l.closed {
+		l.filesMu.Unlock()
+		return ErrClosed
+	}
+	live := make([]uint32, 0, len(l.segments))
+	for id := range l.segments {
+		live = append(live, id)
+	}
+	slices.Sort(live)
+	var files []*segment
+	for i, id := range ids {
+		seg := l.segments[id]
+		if seg == nil || seg == l.active || live[i] != id {
+			l.filesMu.Unlock()
+			return fmt.Errorf("value log: cannot drop segment %d: not one of the oldest sealed segments", id)
+		}
+		files = append(files, seg)
+	}
+	for _, seg := range files {
+		delete(l.segments, seg.id)
+		l.oldest = max(l.oldest, seg.id+1)
+	}
+	l.filesMu.Unlock()
+	var errs []error
+	for _, seg := range files {
+		errs = append(errs, seg.f.Close())
+		if err := l.fs.Remove(segmentPath(l.dir, seg.id)); err != nil {
+			errs = append(errs, fmt.Errorf("value log: remove segment %d: %w", seg.id, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	// Not fatal if it fails: a segment that comes back after a crash holds only
+	// records that no index entry points to any more.
+	return l.syncDir()
 }

@@ -212,7 +212,7 @@ func TestFailedWriteIsNotFatal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seg.f = readOnly
+	seg.f = osFile{readOnly}
 	if _, err := l.Append(key(2), value(2, 1000)); err == nil {
 		t.Fatal("Append through a read-only descriptor succeeded")
 	}
