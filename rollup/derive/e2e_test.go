@@ -15,6 +15,7 @@ import (
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto/kzg4844"
 	"github.com/ethereum/go-ethereum/ethclient"
 
 	"github.com/opkit/opkit/devnet"
@@ -22,6 +23,7 @@ import (
 	"github.com/opkit/opkit/rollup"
 	"github.com/opkit/opkit/rollup/batch"
 	"github.com/opkit/opkit/rollup/clock"
+	"github.com/opkit/opkit/rollup/dasource"
 	"github.com/opkit/opkit/rollup/derive"
 	"github.com/opkit/opkit/rollup/derive/derivetest"
 	rollupl1 "github.com/opkit/opkit/rollup/l1"
@@ -30,34 +32,15 @@ import (
 // rpcTimeout bounds every call the test's sources make.
 const rpcTimeout = 10 * time.Second
 
-// calldata is the batcher's calldata to the inbox, per block. It records the batcher
-// asked for at each L1 block.
-type calldata struct {
-	c     *ethclient.Client
-	cfg   *rollup.Config
+// askedFor records the batcher derivation asks the data source for at each L1 block.
+type askedFor struct {
+	src   derive.DataSource
 	asked map[uint64]common.Address
 }
 
-func (s calldata) TxData(ctx context.Context, ref eth.L1BlockRef, batcher common.Address) ([][]byte, error) {
-	s.asked[ref.Number] = batcher
-	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
-	b, err := s.c.BlockByHash(ctx, ref.Hash)
-	if err != nil {
-		return nil, err
-	}
-	signer := types.LatestSignerForChainID(s.cfg.L1ChainID)
-	var out [][]byte
-	for _, tx := range b.Transactions() {
-		if tx.To() == nil || *tx.To() != s.cfg.BatchInboxAddress || tx.Type() == types.BlobTxType {
-			continue
-		}
-		if from, err := types.Sender(signer, tx); err != nil || from != batcher {
-			continue
-		}
-		out = append(out, tx.Data())
-	}
-	return out, nil
+func (a *askedFor) TxData(ctx context.Context, ref eth.L1BlockRef, batcher common.Address) ([][]byte, error) {
+	a.asked[ref.Number] = batcher
+	return a.src.TxData(ctx, ref, batcher)
 }
 
 // l2Client reads the L2 chain the sequencer built.
@@ -198,32 +181,11 @@ func TestDeriveSequencedChain(t *testing.T) {
 		blocks = append(blocks, b)
 	}
 
-	// Encode the blocks as one span batch with the batcher's channel out, cut into
-	// several calldata frames.
-	co, err := batch.NewSpanChannelOut(batch.ChannelOutConfig{TargetSize: 100_000, GenesisTime: cfg.Genesis.L2Time, ChainID: cfg.L2ChainID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range blocks {
-		if _, err := co.AddBlock(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := co.Close(); err != nil {
-		t.Fatal(err)
-	}
-	var frames []batch.Frame
-	frameSize := co.ReadyBytes()/3 + batch.FrameOverhead + 1
-	for len(frames) == 0 || !frames[len(frames)-1].IsLast {
-		f, err := co.OutputFrame(frameSize)
-		if err != nil {
-			t.Fatal(err)
-		}
-		frames = append(frames, f)
-	}
-	if len(frames) < 3 {
-		t.Fatalf("%d frames, want several", len(frames))
-	}
+	// The first half of the blocks goes to L1 as calldata, the rest in blobs: each half
+	// one span batch from the batcher's channel out, cut into several frames.
+	half := len(blocks) / 2
+	frames := spanFrames(t, cfg, blocks[:half], 3)
+	blobFrames := spanFrames(t, cfg, blocks[half:], 2)
 	var body []byte
 	for _, f := range frames {
 		body = append(body, f.Data...)
@@ -287,6 +249,30 @@ func TestDeriveSequencedChain(t *testing.T) {
 		}
 		return true, nil
 	})
+	var blobs []kzg4844.Blob
+	for _, f := range blobFrames {
+		data, err := batch.TxData(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b batch.Blob
+		if err := b.FromData(data); err != nil {
+			t.Fatal(err)
+		}
+		blobs = append(blobs, kzg4844.Blob(b))
+	}
+	rBlobs, err := d.L1.SendBlobs(ctx, batcher, cfg.BatchInboxAddress, blobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hd, err := l1.HeaderByHash(ctx, rBlobs.BlockHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobInclusion := eth.BlockRefFromHeader(hd)
+	if blobInclusion.Number > last.Number {
+		last = blobInclusion
+	}
 
 	l1src, err := rollupl1.Dial(ctx, d.L1.HTTPEndpoint(), rollupl1.Config{})
 	if err != nil {
@@ -294,9 +280,14 @@ func TestDeriveSequencedChain(t *testing.T) {
 	}
 	defer l1src.Close()
 	m := &derivetest.Metrics{}
-	asked := map[uint64]common.Address{}
+	src, err := dasource.New(dasource.Config{Rollup: cfg, L1: l1src, Log: log, Metrics: m,
+		Beacon: dasource.NewBeacon(dasource.BeaconConfig{URL: d.L1.BeaconURL()})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := &askedFor{src: src, asked: map[uint64]common.Address{}}
 	dv := derive.New(cfg, d.L1.ChainConfig(), derive.Deps{
-		L1: l1src, Data: calldata{l1, cfg, asked}, L2: l2Client{l2, cfg}, Log: log, Metrics: m,
+		L1: l1src, Data: data, L2: l2Client{l2, cfg}, Log: log, Metrics: m,
 	})
 	safe, err := (l2Client{l2, cfg}).L2BlockRefByNumber(ctx, 0)
 	if err != nil {
@@ -330,8 +321,12 @@ func TestDeriveSequencedChain(t *testing.T) {
 		if err := sameBlock(a, want); err != nil {
 			t.Fatalf("block %d: %v", want.NumberU64(), err)
 		}
-		if a.DerivedFrom != inclusion || a.DepositsOnly || a.IsLastInSpan != (want.NumberU64() == head) {
-			t.Fatalf("block %d derived from %v (want %v), deposits-only %v", want.NumberU64(), a.DerivedFrom.ID(), inclusion.ID(), a.DepositsOnly)
+		from, lastOfSpan := inclusion, want.NumberU64() == uint64(half)
+		if want.NumberU64() > uint64(half) {
+			from, lastOfSpan = blobInclusion, want.NumberU64() == head
+		}
+		if a.DerivedFrom != from || a.DepositsOnly || a.IsLastInSpan != lastOfSpan {
+			t.Fatalf("block %d derived from %v (want %v), deposits-only %v, last in span %v", want.NumberU64(), a.DerivedFrom.ID(), from.ID(), a.DepositsOnly, a.IsLastInSpan)
 		}
 		if safe, err = cfg.L2BlockRef(want); err != nil {
 			t.Fatal(err)
@@ -352,12 +347,12 @@ func TestDeriveSequencedChain(t *testing.T) {
 		}
 		return false, fmt.Errorf("derive: %v", err)
 	})
-	for n, b := range asked {
+	for n, b := range data.asked {
 		if want := map[bool]common.Address{true: newBatcher, false: batcher.Address}[n >= changed]; b != want {
 			t.Fatalf("L1 block %d read for batcher %s, want %s (changed at %d)", n, b, want, changed)
 		}
 	}
-	if asked[changed] != newBatcher {
+	if data.asked[changed] != newBatcher {
 		t.Fatalf("L1 block %d of the change not read for the new batcher", changed)
 	}
 	var deposits, newLimit int
@@ -372,7 +367,7 @@ func TestDeriveSequencedChain(t *testing.T) {
 	if deposits != 1 || newLimit == 0 {
 		t.Fatalf("%d blocks with a user deposit, %d with the new gas limit: the L1 events did not reach the compared blocks", deposits, newLimit)
 	}
-	if m.Count("data/"+derive.DropDataMalformed) != 1 || m.Count("batch/span/accept") != 1 || m.Count("batch/span_block/accept") != int(head) {
+	if m.Count("data/"+derive.DropDataMalformed) != 1 || m.Count("batch/span/accept") != 2 || m.Count("batch/span_block/accept") != int(head) {
 		t.Fatalf("counts %v", m.Counts())
 	}
 }
@@ -406,4 +401,35 @@ func sameBlock(a *derive.Attributes, b *types.Block) error {
 		}
 	}
 	return nil
+}
+
+// spanFrames encodes blocks as one span batch with the batcher's channel out and cuts it
+// into at least n frames.
+func spanFrames(t *testing.T, cfg *rollup.Config, blocks []*types.Block, n int) []batch.Frame {
+	t.Helper()
+	co, err := batch.NewSpanChannelOut(batch.ChannelOutConfig{TargetSize: 100_000, GenesisTime: cfg.Genesis.L2Time, ChainID: cfg.L2ChainID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range blocks {
+		if _, err := co.AddBlock(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := co.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var frames []batch.Frame
+	size := co.ReadyBytes()/n + batch.FrameOverhead + 1
+	for len(frames) == 0 || !frames[len(frames)-1].IsLast {
+		f, err := co.OutputFrame(size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		frames = append(frames, f)
+	}
+	if len(frames) < n {
+		t.Fatalf("%d frames, want %d", len(frames), n)
+	}
+	return frames
 }
