@@ -65,9 +65,11 @@ type managedNode struct {
 	lastOrigin eth.L1BlockRef // the origin last reported
 	resetKind  int
 
-	// mu guards safeSource, which LocalHeads reads from the server's goroutines.
+	// mu guards safeSource and exhausted, which LocalHeads reads from the server's
+	// goroutines.
 	mu         sync.Mutex
 	safeSource eth.BlockRef
+	exhausted  *eth.DerivedBlockRefPair
 }
 
 // l1Limiter is the part of rollup/derive's pipeline that keeps it to the L1 blocks a
@@ -138,6 +140,7 @@ func (m *managedNode) resetDerivation(ctx context.Context) error {
 		m.lastL1 = origin
 	}
 	m.p.d.(l1Limiter).SetL1Limit(m.lastL1.Number)
+	m.setExhausted(nil)
 	m.lastOrigin = origin
 	if h.LocalSafe.Number == m.n.cfg.Rollup.Genesis.L2.Number {
 		m.setSafeSource(origin)
@@ -164,6 +167,7 @@ func (m *managedNode) afterNext(err error) error {
 		return derive.NewResetError(fmt.Errorf("derivation reads L1 block %s, the supervisor provided %s", origin.ID(), m.lastL1.ID()))
 	}
 	if errors.Is(err, io.EOF) && origin.Number >= m.lastL1.Number {
+		m.setExhausted(&eth.DerivedBlockRefPair{Source: origin, Derived: localSafe.BlockRef()})
 		m.srv.ExhaustL1(origin, localSafe.BlockRef())
 	}
 	return err
@@ -173,6 +177,12 @@ func (m *managedNode) afterNext(err error) error {
 func (m *managedNode) derived(ref eth.L2BlockRef, from eth.L1BlockRef) {
 	m.setSafeSource(from)
 	m.srv.DerivationUpdate(from, ref.BlockRef())
+}
+
+func (m *managedNode) setExhausted(p *eth.DerivedBlockRefPair) {
+	m.mu.Lock()
+	m.exhausted = p
+	m.mu.Unlock()
 }
 
 func (m *managedNode) setSafeSource(src eth.BlockRef) {
@@ -206,14 +216,15 @@ func notFound(err error) error {
 func (m *managedNode) LocalHeads(ctx context.Context) (managed.LocalHeads, error) {
 	h := m.n.engine.State()
 	m.mu.Lock()
-	src := m.safeSource
+	src, exhausted := m.safeSource, m.exhausted
 	m.mu.Unlock()
 	if src.Number < h.LocalSafe.L1Origin.Number || src.IsZero() {
 		src = eth.BlockRef{Hash: h.LocalSafe.L1Origin.Hash, Number: h.LocalSafe.L1Origin.Number}
 	}
 	return managed.LocalHeads{
-		Unsafe: h.Unsafe.BlockRef(),
-		Safe:   eth.DerivedBlockRefPair{Source: src, Derived: h.LocalSafe.BlockRef()},
+		Unsafe:    h.Unsafe.BlockRef(),
+		Safe:      eth.DerivedBlockRefPair{Source: src, Derived: h.LocalSafe.BlockRef()},
+		Exhausted: exhausted,
 	}, nil
 }
 
@@ -366,6 +377,7 @@ func (m *managedNode) ProvideL1(ctx context.Context, next eth.BlockRef) error {
 		}
 		m.lastL1 = next
 		m.p.d.(l1Limiter).SetL1Limit(next.Number)
+		m.setExhausted(nil)
 		m.n.driver.RequestStep()
 		return nil
 	})
