@@ -116,6 +116,10 @@ type Config struct {
 	// Karst and Interop are recognised only to be refused by Check: opkit does not build them.
 	KarstTime   *uint64 `json:"karst_time,omitempty"`
 	InteropTime *uint64 `json:"interop_time,omitempty"`
+	// PectraBlobScheduleTime marks chains whose L1-attributes deposits priced blobs with
+	// the Cancun formula until that time (a fix for some testnets). opkit applies L1's own
+	// schedule throughout, so Check refuses it rather than compute other fees.
+	PectraBlobScheduleTime *uint64 `json:"pectra_blob_schedule_time,omitempty"`
 
 	BatchInboxAddress       common.Address         `json:"batch_inbox_address"`
 	DepositContractAddress  common.Address         `json:"deposit_contract_address"`
@@ -261,7 +265,7 @@ func (c *Config) check(interop bool) error {
 	for _, f := range []struct {
 		name string
 		t    *uint64
-	}{{"karst_time", c.KarstTime}, {"interop_time", c.InteropTime}} {
+	}{{"karst_time", c.KarstTime}, {"interop_time", c.InteropTime}, {"pectra_blob_schedule_time", c.PectraBlobScheduleTime}} {
 		if f.t != nil && interop && f.name == "interop_time" && *f.t <= c.Genesis.L2Time {
 			continue
 		}

@@ -50,7 +50,8 @@ func devnetCommand() *cli.Command {
 			&cli.IntFlag{Name: "collector.metrics.port", Value: 7303, Usage: "collector /metrics and /health port (0 picks a free port)", EnvVars: envVars(cmd, "collector.metrics.port")},
 			&cli.Uint64Flag{Name: "collector.window", Value: collector.DefaultWindow, Usage: "L2 blocks the collector keeps", EnvVars: envVars(cmd, "collector.window")},
 		},
-		Action: runDevnet,
+		Subcommands: []*cli.Command{devnetSendCommand(), devnetDepositCommand()},
+		Action:      runDevnet,
 	}
 }
 

@@ -33,7 +33,7 @@ func TestDevL1BlobsThroughOpNodeBeaconClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l1.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
 	var payloads [][]byte
@@ -97,7 +97,7 @@ func TestDevL1SystemConfigThroughOpNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l1.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	_, cfg, err := devnet.PlanL2(devnet.ChainPlan{L1Origin: l1.Backend().BlockChain().Genesis().Header(), L1ChainID: 900})
 	if err != nil {
@@ -191,7 +191,7 @@ func TestDevL1DepositsThroughOpNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l1.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	user := l1.Accounts()[7]
 	r1, err := l1.BridgeETH(ctx, user, big.NewInt(3e18))

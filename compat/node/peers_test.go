@@ -16,6 +16,17 @@ import (
 	"github.com/opkit/opkit/devnet"
 )
 
+// buildPeers builds op-node and op-batcher (or finds them built) before a test starts its
+// clock: a cold build takes minutes on a loaded machine.
+func buildPeers(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if err := peers.Build(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func dialRollup(ctx context.Context, t *testing.T, url string) *peers.RollupClient {
 	t.Helper()
 	rc, err := peers.DialRollup(ctx, url)
@@ -93,7 +104,8 @@ func inboxTxs(l1 *devnet.L1, inbox common.Address) (calldata, blobs int) {
 // derives it: every height up to op-node's safe head has the sequencer's block hash and
 // output root.
 func TestOpNodeDerivesOpkitChain(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	buildPeers(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	d, err := devnet.Start(ctx, devnet.Config{L1BlockTime: time.Second, L2BlockTime: 1, NodeMetricsDisabled: true,
 		L1PollInterval: 100 * time.Millisecond, Logger: quiet()})
@@ -141,7 +153,8 @@ func TestOpNodeDerivesOpkitChain(t *testing.T) {
 // and a depositTransaction call) and SystemConfig updates (gas limit, then a new batcher
 // address that the second op-batcher posts from) reach both chains.
 func TestOpNodeDerivesDepositsAndConfigUpdates(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	buildPeers(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	l1, err := devnet.StartL1(devnet.L1Config{BlockTime: time.Second, Logger: quiet()})
 	if err != nil {

@@ -16,7 +16,6 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/ethclient"
-	"github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/opkit/opkit/devnet"
 	"github.com/opkit/opkit/eth"
@@ -25,55 +24,22 @@ import (
 	"github.com/opkit/opkit/rollup/clock"
 	"github.com/opkit/opkit/rollup/derive"
 	"github.com/opkit/opkit/rollup/derive/derivetest"
+	rollupl1 "github.com/opkit/opkit/rollup/l1"
 )
 
 // rpcTimeout bounds every call the test's sources make.
 const rpcTimeout = 10 * time.Second
 
-// l1Client reads L1 over JSON-RPC.
-type l1Client struct{ c *ethclient.Client }
-
-func (l l1Client) ref(ctx context.Context, f func(context.Context) (*types.Header, error)) (eth.L1BlockRef, error) {
-	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
-	h, err := f(ctx)
-	if err != nil {
-		return eth.L1BlockRef{}, err
-	}
-	return eth.BlockRefFromHeader(h), nil
-}
-
-func (l l1Client) L1BlockRefByNumber(ctx context.Context, n uint64) (eth.L1BlockRef, error) {
-	return l.ref(ctx, func(ctx context.Context) (*types.Header, error) {
-		return l.c.HeaderByNumber(ctx, new(big.Int).SetUint64(n))
-	})
-}
-
-func (l l1Client) L1BlockRefByHash(ctx context.Context, h common.Hash) (eth.L1BlockRef, error) {
-	return l.ref(ctx, func(ctx context.Context) (*types.Header, error) { return l.c.HeaderByHash(ctx, h) })
-}
-
-func (l l1Client) FetchReceipts(ctx context.Context, h common.Hash) (*types.Header, types.Receipts, error) {
-	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
-	hd, err := l.c.HeaderByHash(ctx, h)
-	if err != nil {
-		return nil, nil, err
-	}
-	rs, err := l.c.BlockReceipts(ctx, rpc.BlockNumberOrHashWithHash(h, false))
-	if err != nil {
-		return nil, nil, err
-	}
-	return hd, rs, nil
-}
-
-// calldata is the batcher's calldata to the inbox, per block.
+// calldata is the batcher's calldata to the inbox, per block. It records the batcher
+// asked for at each L1 block.
 type calldata struct {
-	c   *ethclient.Client
-	cfg *rollup.Config
+	c     *ethclient.Client
+	cfg   *rollup.Config
+	asked map[uint64]common.Address
 }
 
 func (s calldata) TxData(ctx context.Context, ref eth.L1BlockRef, batcher common.Address) ([][]byte, error) {
+	s.asked[ref.Number] = batcher
 	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
 	b, err := s.c.BlockByHash(ctx, ref.Hash)
@@ -194,10 +160,26 @@ func TestDeriveSequencedChain(t *testing.T) {
 		}
 		userTxs = append(userTxs, tx.Hash())
 	}
+	// A user deposit and a gas limit change on L1: the sequencer takes both in at their
+	// epoch, and derivation must make the same blocks from them.
+	rDep, err := d.L1.BridgeETH(ctx, user, big.NewInt(1e18))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const newGasLimit = 50_000_000
+	rGas, err := d.L1.SetGasLimit(ctx, newGasLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := max(rDep.BlockNumber.Uint64(), rGas.BlockNumber.Uint64())
 	const minBlocks = 16
-	waitFor(t, time.Minute, "the L2 chain and the user transactions", func() (bool, error) {
-		n, err := l2.BlockNumber(ctx)
-		if err != nil || n < minBlocks {
+	waitFor(t, time.Minute, "the L2 chain past the L1 events and the user transactions", func() (bool, error) {
+		b, err := l2.BlockByNumber(ctx, nil)
+		if err != nil || b.NumberU64() < minBlocks {
+			return false, err
+		}
+		ref, err := cfg.L2BlockRef(b)
+		if err != nil || ref.L1Origin.Number <= events {
 			return false, err
 		}
 		_, err = l2.TransactionReceipt(ctx, userTxs[len(userTxs)-1])
@@ -306,9 +288,15 @@ func TestDeriveSequencedChain(t *testing.T) {
 		return true, nil
 	})
 
+	l1src, err := rollupl1.Dial(ctx, d.L1.HTTPEndpoint(), rollupl1.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l1src.Close()
 	m := &derivetest.Metrics{}
+	asked := map[uint64]common.Address{}
 	dv := derive.New(cfg, d.L1.ChainConfig(), derive.Deps{
-		L1: l1Client{l1}, Data: calldata{l1, cfg}, L2: l2Client{l2, cfg}, Log: log, Metrics: m,
+		L1: l1src, Data: calldata{l1, cfg, asked}, L2: l2Client{l2, cfg}, Log: log, Metrics: m,
 	})
 	safe, err := (l2Client{l2, cfg}).L2BlockRefByNumber(ctx, 0)
 	if err != nil {
@@ -348,6 +336,41 @@ func TestDeriveSequencedChain(t *testing.T) {
 		if safe, err = cfg.L2BlockRef(want); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The SystemConfig on L1 names a new batcher: from that L1 block on, derivation reads
+	// the new one's data.
+	newBatcher := common.Address{0xba, 0x7c}
+	rcpt, err := d.L1.SetBatcher(ctx, newBatcher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := rcpt.BlockNumber.Uint64()
+	waitFor(t, time.Minute, "derivation past the batcher change", func() (bool, error) {
+		_, err := dv.NextAttributes(ctx, safe)
+		if errors.Is(err, io.EOF) || errors.Is(err, derive.ErrNotEnoughData) {
+			return dv.Origin().Number > changed, nil
+		}
+		return false, fmt.Errorf("derive: %v", err)
+	})
+	for n, b := range asked {
+		if want := map[bool]common.Address{true: newBatcher, false: batcher.Address}[n >= changed]; b != want {
+			t.Fatalf("L1 block %d read for batcher %s, want %s (changed at %d)", n, b, want, changed)
+		}
+	}
+	if asked[changed] != newBatcher {
+		t.Fatalf("L1 block %d of the change not read for the new batcher", changed)
+	}
+	var deposits, newLimit int
+	for _, b := range blocks {
+		if txs := b.Transactions(); len(txs) > 1 && txs[1].Type() == types.DepositTxType {
+			deposits++
+		}
+		if b.GasLimit() == newGasLimit {
+			newLimit++
+		}
+	}
+	if deposits != 1 || newLimit == 0 {
+		t.Fatalf("%d blocks with a user deposit, %d with the new gas limit: the L1 events did not reach the compared blocks", deposits, newLimit)
 	}
 	if m.Count("data/"+derive.DropDataMalformed) != 1 || m.Count("batch/span/accept") != 1 || m.Count("batch/span_block/accept") != int(head) {
 		t.Fatalf("counts %v", m.Counts())

@@ -155,6 +155,9 @@ func (d *Derivation) Reset(ctx context.Context, safe eth.L2BlockRef) error {
 			return NewResetError(fmt.Errorf("parent %s of L2 block %s: %w", l2.ParentHash, l2.ID(), err))
 		}
 		l2 = parent
+		if l2.L1Origin.Hash == origin.Hash {
+			continue // most L2 blocks share their origin with their parent
+		}
 		if origin, err = d.deps.L1.L1BlockRefByHash(ctx, l2.L1Origin.Hash); err != nil {
 			return NewTemporaryError(fmt.Errorf("L1 origin %s of L2 block %s: %w", l2.L1Origin, l2.ID(), err))
 		}

@@ -68,9 +68,19 @@ type Pipeline struct {
 func NewPipeline(cfg *rollup.Config, d Deriver, eng *engine.Engine, l1 L1Refs, m PipelineMetrics, log *slog.Logger) *Pipeline {
 	return &Pipeline{
 		cfg: cfg, d: d, eng: eng, l1: l1, metrics: m, log: log,
-		fin: finality.New(0), safeHeads: finality.NewSafeHeads(0),
+		fin: finality.New(finalityLookback(cfg)), safeHeads: finality.NewSafeHeads(0),
 		needReset: true,
 	}
+}
+
+// finalityLookback keeps derivation progress for 129 L1 blocks, or with AltDA for the
+// challenge and resolve windows when longer: data can be challenged that long.
+func finalityLookback(cfg *rollup.Config) int {
+	n := uint64(finality.DefaultLookback)
+	if a := cfg.AltDAConfig; a != nil && a.DAChallengeWindow+a.DAResolveWindow+1 > n {
+		n = a.DAChallengeWindow + a.DAResolveWindow + 1
+	}
+	return int(n)
 }
 
 // Reset asks for a reset; the next Step performs it, so that a failing L1 or engine
