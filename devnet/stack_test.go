@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/ethclient"
 	"github.com/ethereum/go-ethereum/params"
@@ -166,7 +167,7 @@ func checkCollectorOutput(t *testing.T, d *devnet.Devnet) {
 	}
 	defer cl.Close()
 	var fromCollector eth.OutputResponse
-	if err := cl.CallContext(ctx, &fromCollector, "collector_outputAtBlock", n); err != nil {
+	if err := cl.CallContext(ctx, &fromCollector, "collector_outputAtBlock", hexutil.Uint64(n)); err != nil {
 		t.Fatalf("collector_outputAtBlock(%d): %v", n, err)
 	}
 	fromNode, err := d.Node.OutputAtBlock(ctx, n)
