@@ -302,3 +302,34 @@ func TestSpanTxDataLimitMatchesOpNode(t *testing.T) {
 		}
 	}
 }
+
+// TestZlibTrailerLikeOpNode: op-node never relies on a zlib stream's checksum. A body
+// cut inside its Adler-32 trailer ends cleanly after the batches it holds, and a wrong
+// checksum only surfaces as an error after them; opkit reads both the same way.
+func TestZlibTrailerLikeOpNode(t *testing.T) {
+	var raw bytes.Buffer
+	if err := batch.WriteChannelEntry(&raw, &batch.SingularBatch{Timestamp: 5, Transactions: [][]byte{{1, 2, 3}}}); err != nil {
+		t.Fatal(err)
+	}
+	var body bytes.Buffer
+	w, _ := zlib.NewWriterLevel(&body, 9)
+	_, _ = w.Write(raw.Bytes())
+	_ = w.Close()
+	full := body.Bytes()
+	bad := append([]byte{}, full...)
+	bad[len(bad)-1] ^= 1
+	for name, b := range map[string][]byte{"cut 1": full[:len(full)-1], "cut 4": full[:len(full)-4], "bad checksum": bad} {
+		diffChannel(t, b, 1000, true)
+		cr, err := batch.NewChannelReader(bytes.NewReader(b), 1000, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cr.Next(); err != nil {
+			t.Fatalf("%s: the batch before the trailer: %v", name, err)
+		}
+		_, err = cr.Next()
+		if (name == "bad checksum") == (err == io.EOF) {
+			t.Fatalf("%s: end %v", name, err)
+		}
+	}
+}

@@ -72,6 +72,8 @@ type Config struct {
 	// Deriver makes derived attributes from L1; the node feeds them to the engine. Nil:
 	// rollup/derive's pipeline reading Data.
 	Deriver Deriver
+	// Interop, when set, runs the node in managed mode (managed.go).
+	Interop *InteropConfig
 	// Pipeline replaces the whole derivation side (tests of the driver's outcomes).
 	Pipeline derive.Pipeline
 	Clock    clock.Clock
@@ -93,6 +95,7 @@ type Node struct {
 	driver  *driver.Driver
 	metrics *Metrics
 	watcher *l1Watcher
+	managed *managedNode
 
 	rpcSrv      *rpc.Server
 	rpcHTTP     *http.Server
@@ -115,7 +118,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Rollup == nil {
 		return nil, errors.New("start node: rollup config is required")
 	}
-	if err := cfg.Rollup.Check(); err != nil {
+	check := cfg.Rollup.Check
+	if cfg.Interop != nil {
+		check = cfg.Rollup.CheckInterop
+	}
+	if err := check(); err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
 	if cfg.Log == nil {
@@ -197,6 +204,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		Pipeline: pipeline, Engine: n.engine, Sequencer: n.seq, Metrics: n.metrics,
 		Clock: cfg.Clock, Log: cfg.Log.With("part", "driver"),
 	})
+	if cfg.Interop != nil {
+		if err := n.initManaged(); err != nil {
+			return nil, err
+		}
+	}
 	if err := n.driver.Start(); err != nil {
 		return nil, err
 	}
@@ -428,12 +440,18 @@ func (n *Node) Close() error {
 		if n.watcher != nil {
 			n.watcher.close()
 		}
+		var errs []error
+		if n.managed != nil {
+			// First, so that no supervisor call waits on a stopped driver.
+			if err := n.managed.close(); err != nil {
+				errs = append(errs, fmt.Errorf("stop interop server: %w", err))
+			}
+		}
 		if n.driver != nil {
 			n.driver.Close()
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		var errs []error
 		for _, srv := range []*http.Server{n.rpcHTTP, n.metricsHTTP} {
 			if srv != nil {
 				if err := srv.Shutdown(ctx); err != nil {
