@@ -15,6 +15,7 @@ import (
 	"github.com/opkit/opkit/altda/store/pebblestore"
 	"github.com/opkit/opkit/batcher"
 	"github.com/opkit/opkit/devnet"
+	"github.com/opkit/opkit/eth"
 )
 
 // metric sums the samples of a family whose labels include every given pair.
@@ -201,11 +202,7 @@ func TestAltDAPartialSuccess(t *testing.T) {
 	if err := first.Close(); err != nil {
 		t.Fatal(err)
 	}
-
-	st, err := e.syncStatus(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := e.settle(ctx)
 	safe := st.SafeL2.Number
 	e.waitL2(ctx, st.UnsafeL2.Number+2)
 	cfg.AltDAPartialMax = 1000
@@ -231,6 +228,40 @@ func TestAltDAPartialSuccess(t *testing.T) {
 	}
 	if metric(t, reg, "opkit_batcher_altda_partial_committed_total") != 0 {
 		t.Fatal("the second batcher posted a partial commitment though its bound was not reached")
+	}
+}
+
+// settle waits until the batcher account has nothing in the L1 pool and the node has
+// read L1 up to the head after that, so the safe head shows everything posted so far.
+func (e *env) settle(ctx context.Context) *eth.SyncStatus {
+	e.t.Helper()
+	addr := e.rcfg.Genesis.SystemConfig.BatcherAddr
+	for {
+		pending, err := e.l1.PendingNonceAt(ctx, addr)
+		mined, err2 := e.l1.NonceAt(ctx, addr, nil)
+		if err == nil && err2 == nil && pending == mined {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			e.t.Fatal("batcher transactions stayed pending")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	head, err := e.l1.BlockNumber(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for {
+		st, err := e.syncStatus(ctx)
+		if err == nil && st.CurrentL1.Number >= head {
+			return st
+		}
+		select {
+		case <-ctx.Done():
+			e.t.Fatalf("node did not read L1 up to %d", head)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 
@@ -393,20 +424,7 @@ func TestL1ReorgDropsBatchAndItIsPostedAgain(t *testing.T) {
 	e.waitSafe(ctx, 3)
 	// Cut the batcher off L1, then let the pool drain into blocks.
 	e.proxy.down.Store(true)
-	batcherAddr := e.rcfg.Genesis.SystemConfig.BatcherAddr
-	for {
-		pending, err := e.l1.PendingNonceAt(ctx, batcherAddr)
-		mined, err2 := e.l1.NonceAt(ctx, batcherAddr, nil)
-		if err == nil && err2 == nil && pending == mined {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatal("batcher transactions stayed pending")
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	e.waitSafe(ctx, 3)
+	e.settle(ctx)
 	posted, err := e.scanL1(ctx)
 	if err != nil || len(posted) == 0 {
 		t.Fatalf("scan: %v (%d txs)", err, len(posted))
