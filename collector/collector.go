@@ -354,14 +354,7 @@ type fetched struct {
 func (c *Collector) fetchAhead(ctx context.Context, from, to uint64, out chan<- fetched) {
 	defer close(out)
 	for n := from; n <= to; n++ {
-		f := fetched{n: n}
-		f.block, f.w, f.err = c.fetch(ctx, n)
-		if f.err == nil {
-			f.extra, f.err = c.preState(ctx, f.block, f.w)
-		}
-		if f.err == nil {
-			f.proofs, f.err = c.accountProofs(ctx, f.block)
-		}
+		f := c.fetch(ctx, n)
 		select {
 		case out <- f:
 		case <-ctx.Done():
@@ -373,33 +366,42 @@ func (c *Collector) fetchAhead(ctx context.Context, from, to uint64, out chan<- 
 	}
 }
 
-func (c *Collector) fetch(ctx context.Context, n uint64) (*types.Block, *stateless.ExtWitness, error) {
+// fetch reads block n and everything collecting it needs from the execution client: its
+// execution witness, its prestate trace and the kept accounts' post-state proofs (three
+// independent calls, made at once), then the pre-state proofs the trace calls for.
+func (c *Collector) fetch(ctx context.Context, n uint64) fetched {
+	f := fetched{n: n}
 	var raw hexutil.Bytes
 	if err := c.call(ctx, &raw, "debug_getRawBlock", hexutil.EncodeUint64(n)); err != nil {
-		return nil, nil, fmt.Errorf("read block %d: %w", n, err)
+		f.err = fmt.Errorf("read block %d: %w", n, err)
+		return f
 	}
 	var block types.Block
 	if err := rlp.DecodeBytes(raw, &block); err != nil {
-		return nil, nil, fmt.Errorf("decode block %d: %w", n, err)
+		f.err = fmt.Errorf("decode block %d: %w", n, err)
+		return f
 	}
-	// By hash, so that the witness belongs to this very block even if the chain moves.
-	w, err := c.witness(ctx, block.Hash().Hex())
-	if err != nil {
-		return nil, nil, err
+	f.block = &block
+	// By hash, so that everything belongs to this very block even if the chain moves.
+	var (
+		wg               sync.WaitGroup
+		queries          []proofQuery
+		werr, qerr, perr error
+	)
+	wg.Add(3)
+	go func() { defer wg.Done(); f.w, werr = c.witness(ctx, block.Hash().Hex()) }()
+	go func() { defer wg.Done(); queries, qerr = c.preStateQueries(ctx, &block) }()
+	go func() { defer wg.Done(); f.proofs, perr = c.accountProofs(ctx, &block) }()
+	wg.Wait()
+	if f.err = errors.Join(werr, qerr, perr); f.err != nil {
+		return f
 	}
-	return &block, w, nil
-}
-
-// preState fetches, at block's parent, the pre-state nodes its witness leaves out.
-func (c *Collector) preState(ctx context.Context, block *types.Block, w *stateless.ExtWitness) ([][]byte, error) {
-	if len(w.Headers) == 0 || w.Headers[0].Hash() != block.ParentHash() {
-		return nil, fmt.Errorf("witness of block %d does not start at its parent", block.NumberU64())
+	if len(f.w.Headers) == 0 || f.w.Headers[0].Hash() != block.ParentHash() {
+		f.err = fmt.Errorf("witness of block %d does not start at its parent", n)
+		return f
 	}
-	queries, err := c.preStateQueries(ctx, block)
-	if err != nil {
-		return nil, err
-	}
-	return c.proveAt(ctx, block.ParentHash(), w.Headers[0].Root, queries)
+	f.extra, f.err = c.proveAt(ctx, block.ParentHash(), f.w.Headers[0].Root, queries)
+	return f
 }
 
 // dropOrphans drops retained blocks that are no longer on the canonical chain.

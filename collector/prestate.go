@@ -30,16 +30,17 @@ import (
 // the message passer. The replay then proves the result complete.
 
 // traceAccount is one account of a prestateTracer result (includeEmpty: accounts that do
-// not exist are listed too, with nothing set).
+// not exist are listed too, with nothing set; disableCode: code is omitted, its hash kept).
 type traceAccount struct {
-	Balance *hexutil.Big                `json:"balance"`
-	Nonce   uint64                      `json:"nonce"`
-	Code    hexutil.Bytes               `json:"code"`
-	Storage map[common.Hash]common.Hash `json:"storage"`
+	Balance  *hexutil.Big                `json:"balance"`
+	Nonce    uint64                      `json:"nonce"`
+	Code     hexutil.Bytes               `json:"code"`
+	CodeHash *common.Hash                `json:"codeHash"`
+	Storage  map[common.Hash]common.Hash `json:"storage"`
 }
 
 func (a *traceAccount) empty() bool {
-	return (a.Balance == nil || a.Balance.ToInt().Sign() == 0) && a.Nonce == 0 && len(a.Code) == 0
+	return (a.Balance == nil || a.Balance.ToInt().Sign() == 0) && a.Nonce == 0 && len(a.Code) == 0 && a.CodeHash == nil
 }
 
 // proofQuery is one eth_getProof the collector makes.
@@ -58,7 +59,9 @@ func (c *Collector) preStateQueries(ctx context.Context, block *types.Block) ([]
 	var trace []struct {
 		Result map[common.Address]*traceAccount `json:"result"`
 	}
-	cfg := map[string]any{"tracer": "prestateTracer", "tracerConfig": map[string]any{"includeEmpty": true}}
+	// Code is left out (the code hash still says whether there is any): it is most of
+	// a trace's bytes and the collector has no use for it here.
+	cfg := map[string]any{"tracer": "prestateTracer", "tracerConfig": map[string]any{"includeEmpty": true, "disableCode": true}}
 	if err := c.call(ctx, &trace, "debug_traceBlockByHash", block.Hash(), cfg); err != nil {
 		return nil, fmt.Errorf("prestate trace of block %d: %w", block.NumberU64(), err)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/opkit/opkit/devnet"
 )
 
-// TestWindowPlateaus collects 2,000 loaded blocks with a 100-block window: every block
+// TestWindowPlateaus collects 800 loaded blocks (20 windows) with a 40-block window: every block
 // in the window verifies, blocks that left it are gone, and the store stops growing.
 func TestWindowPlateaus(t *testing.T) {
 	t.Parallel()
@@ -29,8 +29,8 @@ func TestWindowPlateaus(t *testing.T) {
 		t.Fatal(err)
 	}
 	const (
-		window = 100
-		total  = 2000
+		window = 40
+		total  = 800
 		chunk  = 40 // well inside the ~128 blocks a path-scheme client keeps
 	)
 	c, err := collector.New(ctx, collector.Config{L2: hot.HTTPEndpoint(), DataDir: t.TempDir(), Window: window, PollInterval: 10 * time.Millisecond})
@@ -72,24 +72,24 @@ func TestWindowPlateaus(t *testing.T) {
 	if err != nil || !ok || first != head-window+1 || last != head {
 		t.Fatalf("window %d..%d (%v, %v), want %d..%d", first, last, ok, err, head-window+1, head)
 	}
-	// Plateau: once the window is full (block 500 leaves ample margin), the store holds
+	// Plateau: once the window is full (block 200, five windows, leaves ample margin), the store holds
 	// about the same whatever the chain length. The state grows a little (new accounts
 	// deepen the trie), so allow 25%.
 	var ref sample
-	for n := uint64(500); ref.bytes == 0 && n < total; n++ {
-		ref = samples[n] // the first sample at or after block 500
+	for n := uint64(200); ref.bytes == 0 && n < total; n++ {
+		ref = samples[n] // the first sample at or after block 200
 	}
 	end := samples[head]
-	t.Logf("store at block 500: %d preimages, %d bytes; at %d: %d preimages, %d bytes", ref.preimages, ref.bytes, head, end.preimages, end.bytes)
+	t.Logf("store at block 200: %d preimages, %d bytes; at %d: %d preimages, %d bytes", ref.preimages, ref.bytes, head, end.preimages, end.bytes)
 	for n, s := range samples {
-		if n >= 500 && (s.bytes > ref.bytes*5/4 || s.preimages > ref.preimages*5/4) {
-			t.Fatalf("store kept growing: at block %d it holds %d preimages, %d bytes; at 500 %d, %d", n, s.preimages, s.bytes, ref.preimages, ref.bytes)
+		if n >= 200 && (s.bytes > ref.bytes*5/4 || s.preimages > ref.preimages*5/4) {
+			t.Fatalf("store kept growing: at block %d it holds %d preimages, %d bytes; at 200 %d, %d", n, s.preimages, s.bytes, ref.preimages, ref.bytes)
 		}
 	}
 	checkNoLeak(t, c.Store())
 	// Blocks that left the window are gone from the index and the API.
 	col := dial(t, srv.HTTPURL())
-	for _, n := range []uint64{1, 500, head - window} {
+	for _, n := range []uint64{1, 200, head - window} {
 		if _, err := c.Store().Block(n); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("block %d left the window but is indexed: %v", n, err)
 		}

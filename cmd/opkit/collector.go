@@ -32,6 +32,7 @@ func collectorCommand() *cli.Command {
 			&cli.IntFlag{Name: "metrics.port", Value: 7300, Usage: "/metrics and /health port (0 picks a free one)", EnvVars: envVars(cmd, "metrics.port")},
 			&cli.DurationFlag{Name: "poll-interval", Value: 500 * time.Millisecond, Usage: "how often to look for a new head", EnvVars: envVars(cmd, "poll-interval")},
 			&cli.DurationFlag{Name: "status-interval", Value: 10 * time.Second, Usage: "how often to log a status line", EnvVars: envVars(cmd, "status-interval")},
+			&cli.DurationFlag{Name: "l2.timeout", Value: 30 * time.Second, Usage: "deadline of each call to the execution client", EnvVars: envVars(cmd, "l2.timeout")},
 		},
 		Subcommands: []*cli.Command{collectorVerifyCommand()},
 		Action: func(c *cli.Context) error {
@@ -46,7 +47,7 @@ func collectorCommand() *cli.Command {
 					return fmt.Errorf("--%s: %d is not a port", name, p)
 				}
 			}
-			for _, name := range []string{"poll-interval", "status-interval"} {
+			for _, name := range []string{"poll-interval", "status-interval", "l2.timeout"} {
 				if c.Duration(name) <= 0 {
 					return fmt.Errorf("--%s: must be positive", name)
 				}
@@ -63,7 +64,7 @@ func runCollector(ctx context.Context, c *cli.Context) error {
 	reg := newProcessRegistry()
 	col, err := collector.New(ctx, collector.Config{
 		L2: c.String("l2"), DataDir: c.String("datadir"), Window: c.Uint64("window"),
-		PollInterval: c.Duration("poll-interval"), Logger: log, Registerer: reg,
+		PollInterval: c.Duration("poll-interval"), CallTimeout: c.Duration("l2.timeout"), Logger: log, Registerer: reg,
 	})
 	if err != nil {
 		return err

@@ -222,3 +222,67 @@ func checkInvariant(t *testing.T, s *Store, retained map[uint64][]byte) {
 		t.Fatalf("stats %+v, stored %d, want %d preimages of %d bytes", st, stored, len(want), bytes)
 	}
 }
+
+// TestHeldSetFollowsBlocks checks the held set's bookkeeping: a block's additions and
+// drops apply with it, stay when it leaves the window, and are undone when it is dropped
+// as an orphan; a superseded node lives exactly as long as the block that superseded it.
+func TestHeldSetFollowsBlocks(t *testing.T) {
+	s := openTest(t)
+	h := func(i byte) common.Hash { return crypto.Keccak256Hash(value(i)) }
+	pre := map[common.Hash][]byte{}
+	for i := byte(10); i < 20; i++ {
+		pre[h(i)] = value(i)
+	}
+	// The trie starts as nodes 10 and 11.
+	if err := s.Hold([]common.Hash{h(10), h(11)}, pre); err != nil {
+		t.Fatal(err)
+	}
+	// Block 1 supersedes 10 (in its pre-state) with 12.
+	b1 := &Block{Number: 1, Hash: common.Hash{1}, State: []common.Hash{h(10)}, Created: []common.Hash{h(12)}, HeldAdd: []common.Hash{h(12)}, HeldDrop: []common.Hash{h(10)}}
+	if err := s.AddBlock(b1, pre); err != nil {
+		t.Fatal(err)
+	}
+	// Block 2 supersedes 12 with 13.
+	b2 := &Block{Number: 2, Hash: common.Hash{2}, ParentHash: common.Hash{1}, State: []common.Hash{h(12)}, Created: []common.Hash{h(13)}, HeldAdd: []common.Hash{h(13)}, HeldDrop: []common.Hash{h(12)}}
+	if err := s.AddBlock(b2, pre); err != nil {
+		t.Fatal(err)
+	}
+	want := func(counts map[byte]uint32, held ...byte) {
+		t.Helper()
+		for i, c := range counts {
+			if got, err := s.Refs(h(i)); err != nil || got != c {
+				t.Fatalf("node %d: %d references (%v), want %d", i, got, err, c)
+			}
+		}
+		got, err := s.Held()
+		if err != nil || len(got) != len(held) {
+			t.Fatalf("held %d nodes (%v), want %d", len(got), err, len(held))
+		}
+		for _, i := range held {
+			if ok, _ := s.IsHeld(h(i)); !ok {
+				t.Fatalf("node %d not held", i)
+			}
+		}
+	}
+	want(map[byte]uint32{10: 1, 11: 1, 12: 2, 13: 2}, 11, 13)
+	// Block 2 is orphaned: 12 is held again, 13 is gone.
+	if err := s.RemoveOrphan(2); err != nil {
+		t.Fatal(err)
+	}
+	want(map[byte]uint32{10: 1, 11: 1, 12: 2, 13: 0}, 11, 12)
+	// Block 1 leaves the window: 10, which only it needed, goes; the held set stays.
+	if err := s.RemoveBlock(1); err != nil {
+		t.Fatal(err)
+	}
+	want(map[byte]uint32{10: 0, 11: 1, 12: 1}, 11, 12)
+	// A drop that is not among the block's references is refused.
+	bad := &Block{Number: 3, Hash: common.Hash{3}, HeldDrop: []common.Hash{h(11)}}
+	if err := s.AddBlock(bad, pre); err == nil {
+		t.Fatal("a block dropping a held node it does not reference was stored")
+	}
+	// Hold replaces the set.
+	if err := s.Hold([]common.Hash{h(14)}, pre); err != nil {
+		t.Fatal(err)
+	}
+	want(map[byte]uint32{11: 0, 12: 0, 14: 1}, 14)
+}
