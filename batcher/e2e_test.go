@@ -2,15 +2,19 @@ package batcher_test
 
 import (
 	"context"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/rpc"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/opkit/opkit/altda/store/pebblestore"
 	"github.com/opkit/opkit/batcher"
+	"github.com/opkit/opkit/devnet"
 )
 
 // metric sums the samples of a family whose labels include every given pair.
@@ -61,69 +65,77 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-func TestPostsCalldata(t *testing.T) {
-	e := startEnv(t)
-	ctx := testCtx(t, 90*time.Second)
-	e.sendL2Txs(ctx, 5)
-	e.waitL2(ctx, 6)
-	cfg, reg := withRegistry(e.config(batcher.DACalldata))
-	e.startBatcher(cfg)
-	kinds, _ := e.waitPosted(ctx, 6)
-	if kinds["[calldata]"] != 6 {
-		t.Fatalf("blocks by DA: %v", kinds)
-	}
-	if metric(t, reg, "opkit_batcher_txs_confirmed_total", "da", "calldata") < 1 ||
-		metric(t, reg, "opkit_batcher_channel_input_bytes_total") <= 0 ||
-		metric(t, reg, "opkit_batcher_fees_paid_wei_total", "kind", "execution") <= 0 {
-		t.Fatal("metrics do not show the confirmed calldata transactions")
-	}
-}
-
-func TestPostsBlobs(t *testing.T) {
-	e := startEnv(t)
-	ctx := testCtx(t, 90*time.Second)
-	e.sendL2Txs(ctx, 3)
-	e.waitL2(ctx, 5)
-	cfg, reg := withRegistry(e.config(batcher.DABlobs))
-	e.startBatcher(cfg)
-	kinds, _ := e.waitPosted(ctx, 5)
-	if kinds["[blobs]"] != 5 {
-		t.Fatalf("blocks by DA: %v", kinds)
-	}
-	if metric(t, reg, "opkit_batcher_fees_paid_wei_total", "kind", "blob") <= 0 {
-		t.Fatal("no blob fees recorded")
-	}
-}
-
-func TestPostsAltDA(t *testing.T) {
-	for _, generic := range []bool{false, true} {
-		name := "keccak"
-		if generic {
-			name = "generic"
+// hashes reads the hashes of L2 blocks 1..n.
+func (e *env) hashes(ctx context.Context, n uint64) []common.Hash {
+	e.t.Helper()
+	var out []common.Hash
+	for i := uint64(1); i <= n; i++ {
+		h, err := e.l2.HeaderByNumber(ctx, new(big.Int).SetUint64(i))
+		if err != nil {
+			e.t.Fatal(err)
 		}
-		t.Run(name, func(t *testing.T) {
+		out = append(out, h.Hash())
+	}
+	return out
+}
+
+// The batcher posts the chain in each DA mode; the node derives it back from L1 to the
+// same blocks (its safe head reaches them without a reorg), and every block was posted
+// exactly once.
+func TestPostsChainInEveryMode(t *testing.T) {
+	cases := []struct {
+		name    string
+		da      batcher.DAType
+		generic bool
+		kind    string
+		metric  []string
+	}{
+		{"calldata", batcher.DACalldata, false, "[calldata]", []string{"opkit_batcher_fees_paid_wei_total", "kind", "execution"}},
+		{"blobs", batcher.DABlobs, false, "[blobs]", []string{"opkit_batcher_fees_paid_wei_total", "kind", "blob"}},
+		{"altda-keccak", batcher.DAAltDA, false, "[altda]", []string{"opkit_batcher_altda_puts_total", "outcome", "ok"}},
+		{"altda-generic", batcher.DAAltDA, true, "[altda]", []string{"opkit_batcher_altda_puts_total", "outcome", "ok"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
 			e := startEnv(t)
-			e.startDA(generic)
-			ctx := testCtx(t, 90*time.Second)
-			e.sendL2Txs(ctx, 3)
-			e.waitL2(ctx, 5)
-			cfg := e.config(batcher.DAAltDA)
-			cfg.AltDAGeneric = generic
+			if c.da == batcher.DAAltDA {
+				e.startDA(c.generic)
+			}
+			ctx := testCtx(t, 120*time.Second)
+			e.sendL2Txs(ctx, 4)
+			e.waitL2(ctx, 6)
+			before := e.hashes(ctx, 6)
+			cfg := e.config(c.da)
+			cfg.AltDAGeneric = c.generic
 			cfg, reg := withRegistry(cfg)
 			e.startBatcher(cfg)
-			kinds, _ := e.waitPosted(ctx, 5)
-			if kinds["[altda]"] != 5 {
+			e.waitSafe(ctx, 6)
+			after := e.hashes(ctx, 6)
+			for i := range before {
+				if before[i] != after[i] {
+					t.Fatalf("L2 block %d changed from %s to %s while becoming safe", i+1, before[i], after[i])
+				}
+			}
+			kinds, dups := e.waitPosted(ctx, 6)
+			if kinds[c.kind] != 6 || len(kinds) != 1 {
 				t.Fatalf("blocks by DA: %v", kinds)
 			}
-			if metric(t, reg, "opkit_batcher_altda_puts_total", "outcome", "ok") < 1 {
-				t.Fatal("no successful PUT counted")
+			if dups != 0 {
+				t.Fatalf("%d blocks posted more than once", dups)
+			}
+			if metric(t, reg, c.metric[0], c.metric[1:]...) <= 0 {
+				t.Fatalf("%v not recorded", c.metric)
+			}
+			if metric(t, reg, "opkit_batcher_channels_closed_total") < 1 || metric(t, reg, "opkit_batcher_channel_input_bytes_total") <= 0 {
+				t.Fatal("channel metrics not recorded")
 			}
 		})
 	}
 }
 
 // The primary store is down: the DA server answers 503, the channel goes to Ethereum and
-// later channels stay there until retry_after; once the store is back, AltDA resumes.
+// later channels stay there until retry_after; the safe head keeps moving; once the store
+// is back, AltDA carries blocks again.
 func TestAltDAFailoverAndReturn(t *testing.T) {
 	e := startEnv(t)
 	e.startDA(false)
@@ -132,25 +144,30 @@ func TestAltDAFailoverAndReturn(t *testing.T) {
 	e.setFaults(`{"primary":{"put":"unavailable"}}`)
 	cfg, reg := withRegistry(e.config(batcher.DAAltDA))
 	e.startBatcher(cfg)
+	e.waitSafe(ctx, 3)
 	kinds, _ := e.waitPosted(ctx, 3)
-	if kinds["[altda]"] == 3 {
-		t.Fatalf("posted through AltDA while the DA server answered 503: %v", kinds)
+	for k := range kinds {
+		if strings.Contains(k, "altda") {
+			t.Fatalf("posted through AltDA while the DA server answered 503: %v", kinds)
+		}
 	}
-	if metric(t, reg, "opkit_batcher_altda_failovers_total", "reason", "unavailable") < 1 {
-		t.Fatal("no failover counted")
-	}
-	if metric(t, reg, "opkit_batcher_altda_puts_total", "outcome", "unavailable") < 1 {
-		t.Fatal("no 503 counted")
+	if metric(t, reg, "opkit_batcher_altda_failovers_total", "reason", "unavailable") < 1 ||
+		metric(t, reg, "opkit_batcher_altda_puts_total", "outcome", "unavailable") < 1 {
+		t.Fatal("503 and failover not counted")
 	}
 	e.setFaults(`{}`)
 	// Once retry_after has passed, new channels try AltDA again and it carries blocks.
 	for {
-		head, err := e.l2.BlockNumber(ctx)
+		st, err := e.syncStatus(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.waitL2(ctx, head+1)
-		kinds, _ = e.waitPosted(ctx, head+1)
+		e.waitSafe(ctx, st.UnsafeL2.Number)
+		var dups int
+		kinds, dups = e.waitPosted(ctx, st.UnsafeL2.Number)
+		if dups != 0 {
+			t.Fatalf("%d blocks posted more than once", dups)
+		}
 		carried := false
 		for k := range kinds {
 			carried = carried || strings.Contains(k, "altda")
@@ -162,13 +179,10 @@ func TestAltDAFailoverAndReturn(t *testing.T) {
 			t.Fatalf("AltDA never resumed: %v", kinds)
 		}
 	}
-	if metric(t, reg, "opkit_batcher_altda_puts_total", "outcome", "ok") < 1 {
-		t.Fatal("AltDA carries blocks but no successful PUT was counted")
-	}
 }
 
-// The secondary store fails: the DA server answers 201, the batcher resends the same
-// body; once the secondary is back the resend gets 200 and the commitment is posted.
+// The secondary store fails: the DA server answers 201 and the batcher resends the same
+// body; once the secondary is back a resend gets 200 and the commitment is posted.
 func TestAltDAPartialResends(t *testing.T) {
 	e := startEnv(t)
 	e.startDA(false)
@@ -186,7 +200,11 @@ func TestAltDAPartialResends(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	if st, _ := e.syncStatus(ctx); st.SafeL2.Number != 0 {
+		t.Fatalf("safe head %d moved while every PUT was partial", st.SafeL2.Number)
+	}
 	e.setFaults(`{}`)
+	e.waitSafe(ctx, 3)
 	kinds, _ := e.waitPosted(ctx, 3)
 	if kinds["[altda]"] != 3 {
 		t.Fatalf("blocks by DA: %v", kinds)
@@ -207,8 +225,8 @@ func TestAltDAPartialBoundPostsCommitment(t *testing.T) {
 	cfg.AltDAPartialMax = 2
 	cfg, reg := withRegistry(cfg)
 	e.startBatcher(cfg)
-	kinds, _ := e.waitPosted(ctx, 3)
-	if kinds["[altda]"] != 3 {
+	e.waitSafe(ctx, 3)
+	if kinds, _ := e.waitPosted(ctx, 3); kinds["[altda]"] != 3 {
 		t.Fatalf("blocks by DA: %v", kinds)
 	}
 	if metric(t, reg, "opkit_batcher_altda_partial_committed_total") < 1 {
@@ -241,18 +259,17 @@ func TestAdminRPC(t *testing.T) {
 	if err := c.CallContext(ctx, nil, "admin_startBatcher"); err == nil {
 		t.Fatal("second start accepted")
 	}
-	// Let the batcher load the blocks, then flush: the channel closes and goes out.
+	// Without a duration the channel stays open until a flush closes it.
 	for {
 		if err := c.CallContext(ctx, nil, "admin_flushBatcher"); err != nil {
 			t.Fatal(err)
 		}
-		posted, err := e.scanL1(ctx)
-		if err == nil && len(posted) > 0 {
+		if st, err := e.syncStatus(ctx); err == nil && st.SafeL2.Number >= 1 {
 			break
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatal("nothing posted after flushes")
+			t.Fatal("nothing became safe after flushes")
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -265,25 +282,15 @@ func TestAdminRPC(t *testing.T) {
 }
 
 // A batcher stopped mid-run (its sends cancelled, a transaction possibly left in the
-// pool) and a new one started on the same account: the new one takes the nonces over and
-// every block reaches L1.
+// pool) and a new one started on the same account: the new one takes the nonces over,
+// every block becomes safe and none was posted twice.
 func TestRestartResumes(t *testing.T) {
 	e := startEnv(t)
 	ctx := testCtx(t, 90*time.Second)
 	e.waitL2(ctx, 2)
 	cfg := e.config(batcher.DACalldata)
 	first := e.startBatcher(cfg)
-	for {
-		posted, err := e.scanL1(ctx)
-		if err == nil && len(posted) > 0 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatal("first batcher posted nothing")
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	e.waitSafe(ctx, 1)
 	if err := first.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -294,27 +301,31 @@ func TestRestartResumes(t *testing.T) {
 	e.waitL2(ctx, head+3)
 	cfg.WaitNodeSync = true
 	e.startBatcher(cfg)
-	e.waitPosted(ctx, head+3)
+	e.waitSafe(ctx, head+3)
+	if _, dups := e.waitPosted(ctx, head+3); dups != 0 {
+		t.Fatalf("%d blocks posted more than once", dups)
+	}
 }
 
-// The L1 RPC refuses every call for a while: sends and polls fail and are retried, and
-// once it is back every block reaches L1.
+// The L1 RPC refuses every call for a while; once it is back every block becomes safe.
 func TestL1OutageRecovers(t *testing.T) {
 	e := startEnv(t)
 	ctx := testCtx(t, 90*time.Second)
 	e.waitL2(ctx, 2)
-	cfg, reg := withRegistry(e.config(batcher.DACalldata))
-	e.startBatcher(cfg)
-	e.waitPosted(ctx, 2)
+	e.startBatcher(e.config(batcher.DACalldata))
+	e.waitSafe(ctx, 2)
 	e.proxy.down.Store(true)
-	before := metric(t, reg, "opkit_batcher_txs_confirmed_total")
 	head, _ := e.l2.BlockNumber(ctx)
 	e.waitL2(ctx, head+3)
-	if metric(t, reg, "opkit_batcher_txs_confirmed_total") != before {
-		t.Fatal("a transaction was confirmed while the L1 RPC was down")
+	for e.proxy.refused.Load() == 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the batcher made no L1 call during the outage")
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	e.proxy.down.Store(false)
-	e.waitPosted(ctx, head+3)
+	e.waitSafe(ctx, head+3)
 }
 
 // The DA server is killed: PUTs are refused, the channel fails over to Ethereum after
@@ -333,12 +344,10 @@ func TestAltDAServerKilledAndRestarted(t *testing.T) {
 	e.waitL2(ctx, 2)
 	cfg, reg := withRegistry(e.config(batcher.DAAltDA))
 	e.startBatcher(cfg)
-	e.waitPosted(ctx, 2)
+	e.waitSafe(ctx, 2)
 	if err := e.da.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	head, _ := e.l2.BlockNumber(ctx)
-	e.waitL2(ctx, head+2)
 	for metric(t, reg, "opkit_batcher_altda_failovers_total", "reason", "server_errors") < 1 {
 		select {
 		case <-ctx.Done():
@@ -346,21 +355,97 @@ func TestAltDAServerKilledAndRestarted(t *testing.T) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+	st, _ := e.syncStatus(ctx)
+	e.waitSafe(ctx, st.UnsafeL2.Number) // Ethereum DA keeps the safe head moving
 	primary, err = pebblestore.Open(dir + "/primary")
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.startDAWith(false, addr, primary, dir+"/repair")
 	okBefore := metric(t, reg, "opkit_batcher_altda_puts_total", "outcome", "ok")
-	for {
-		head, _ := e.l2.BlockNumber(ctx)
-		e.waitL2(ctx, head+1)
-		e.waitPosted(ctx, head+1)
-		if metric(t, reg, "opkit_batcher_altda_puts_total", "outcome", "ok") > okBefore {
-			break
-		}
-		if ctx.Err() != nil {
+	for metric(t, reg, "opkit_batcher_altda_puts_total", "outcome", "ok") <= okBefore {
+		select {
+		case <-ctx.Done():
 			t.Fatal("AltDA did not resume after the restart")
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
+	st, _ = e.syncStatus(ctx)
+	e.waitSafe(ctx, st.UnsafeL2.Number)
+}
+
+// An L1 reorg drops the block holding the last batch transaction, and the transaction
+// does not come back (its nonce is taken by another on the new branch): the node goes
+// back and derives again, and the batcher posts the lost blocks again; the safe head
+// reaches the unsafe head.
+func TestL1ReorgDropsBatchAndItIsPostedAgain(t *testing.T) {
+	e := startEnv(t)
+	ctx := testCtx(t, 120*time.Second)
+	e.waitL2(ctx, 3)
+	e.startBatcher(e.config(batcher.DACalldata))
+	e.waitSafe(ctx, 3)
+	// Cut the batcher off L1, then let the pool drain into blocks.
+	e.proxy.down.Store(true)
+	batcherAddr := e.rcfg.Genesis.SystemConfig.BatcherAddr
+	for {
+		pending, err := e.l1.PendingNonceAt(ctx, batcherAddr)
+		mined, err2 := e.l1.NonceAt(ctx, batcherAddr, nil)
+		if err == nil && err2 == nil && pending == mined {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("batcher transactions stayed pending")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	e.waitSafe(ctx, 3)
+	posted, err := e.scanL1(ctx)
+	if err != nil || len(posted) == 0 {
+		t.Fatalf("scan: %v (%d txs)", err, len(posted))
+	}
+	last := posted[len(posted)-1].block
+	e.feedMu.Lock()
+	parent := e.l1node.Backend().BlockChain().GetHeaderByNumber(last - 1)
+	dropped := e.l1node.Backend().BlockChain().GetBlockByNumber(last)
+	var lost *types.Transaction
+	for _, tx := range dropped.Transactions() {
+		if tx.To() != nil && *tx.To() == e.rcfg.BatchInboxAddress {
+			lost = tx
+		}
+	}
+	if err := e.l1node.Reorg(parent.Hash()); err != nil {
+		e.feedMu.Unlock()
+		t.Fatal(err)
+	}
+	// Take the lost transaction's nonce on the new branch, so it cannot be mined again.
+	key := devnet.DevAccounts(2)[1].Key
+	signer := types.LatestSignerForChainID(e.rcfg.L1ChainID)
+	to := common.Address{0x99}
+	taker := types.MustSignNewTx(key, signer, &types.DynamicFeeTx{
+		ChainID: e.rcfg.L1ChainID, Nonce: lost.Nonce(), GasTipCap: new(big.Int).Mul(lost.GasTipCap(), big.NewInt(3)),
+		GasFeeCap: new(big.Int).Mul(lost.GasFeeCap(), big.NewInt(3)), Gas: 21_000, To: &to,
+	})
+	if err := e.l1.SendTransaction(ctx, taker); err != nil {
+		e.feedMu.Unlock()
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := e.l1node.Mine(); err != nil {
+			e.feedMu.Unlock()
+			t.Fatal(err)
+		}
+	}
+	e.feedMu.Unlock()
+	if _, err := e.l1.TransactionReceipt(ctx, lost.Hash()); err == nil {
+		t.Fatal("the dropped batch transaction was mined again")
+	}
+	e.proxy.down.Store(false)
+	st, err := e.syncStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitSafe(ctx, st.UnsafeL2.Number)
+	// The canonical L1 carries every block again, including those of the lost one.
+	e.waitPosted(ctx, st.UnsafeL2.Number)
 }

@@ -23,7 +23,9 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto/kzg4844"
 	"github.com/ethereum/go-ethereum/ethclient"
+	"github.com/ethereum/go-ethereum/rpc"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/opkit/opkit/altda"
@@ -32,8 +34,11 @@ import (
 	"github.com/opkit/opkit/altda/store"
 	"github.com/opkit/opkit/batcher"
 	"github.com/opkit/opkit/devnet"
+	"github.com/opkit/opkit/eth"
 	"github.com/opkit/opkit/rollup"
 	"github.com/opkit/opkit/rollup/batch"
+	"github.com/opkit/opkit/rollup/driver"
+	"github.com/opkit/opkit/rollup/node"
 )
 
 func quietLog() *slog.Logger {
@@ -47,10 +52,11 @@ func quietLog() *slog.Logger {
 // recordingProxy forwards JSON-RPC to the real L1 and keeps every raw transaction it
 // relays, so blob contents (which blocks do not carry) can be checked after inclusion.
 type recordingProxy struct {
-	srv  *httptest.Server
-	down atomic.Bool // answer every request with 503, as an L1 RPC outage
-	mu   sync.Mutex
-	raw  map[common.Hash]*types.Transaction
+	srv     *httptest.Server
+	down    atomic.Bool // answer every request with 503, as an L1 RPC outage
+	refused atomic.Int64
+	mu      sync.Mutex
+	raw     map[common.Hash]*types.Transaction
 }
 
 func newRecordingProxy(t *testing.T, target string) *recordingProxy {
@@ -62,6 +68,7 @@ func newRecordingProxy(t *testing.T, target string) *recordingProxy {
 	rp := httputil.NewSingleHostReverseProxy(u)
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p.down.Load() {
+			p.refused.Add(1)
 			http.Error(w, "L1 down", http.StatusServiceUnavailable)
 			return
 		}
@@ -109,42 +116,125 @@ func (p *recordingProxy) sidecar(h common.Hash) *types.BlobTxSidecar {
 	return nil
 }
 
+// env is a dev L1, an op-geth L2 and an opkit node that sequences and also derives from
+// what the batcher posts (through dataSource), so its safe head shows what reached L1.
 type env struct {
-	t     *testing.T
-	dn    *devnet.Devnet
-	proxy *recordingProxy
-	l1    *ethclient.Client
-	l2    *ethclient.Client
-	da    *server.Server
-	daCli *altda.Client
+	t      *testing.T
+	l1node *devnet.L1
+	l2node *devnet.L2
+	node   *node.Node
+	rcfg   *rollup.Config
+	proxy  *recordingProxy
+	l1     *ethclient.Client
+	l2     *ethclient.Client
+	rollup *rpc.Client
+	da     *server.Server
+	daCli  atomic.Pointer[altda.Client] // read by the node's derivation goroutine
+
+	scanMu sync.Mutex
+	scans  map[common.Hash][]postedTx // per L1 block, so rescans read only new blocks
+
+	feedMu sync.Mutex // held while L1 blocks must not be sealed
+}
+
+// l1Period is how often the test L1 seals a block.
+const l1Period = 500 * time.Millisecond
+
+// startFeed seals an L1 block every l1Period, except while feedMu is held.
+func (e *env) startFeed() {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(l1Period)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			e.feedMu.Lock()
+			if _, err := e.l1node.Mine(); err != nil {
+				e.t.Logf("seal L1 block: %v", err)
+			}
+			e.feedMu.Unlock()
+		}
+	}()
+	e.t.Cleanup(func() { close(stop); <-done })
 }
 
 func startEnv(t *testing.T) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dn, err := devnet.Start(ctx, devnet.Config{
-		L1BlockTime: 500 * time.Millisecond, L2BlockTime: 1, L1PollInterval: 50 * time.Millisecond,
-		NodeMetricsDisabled: true, SequencerL1Confs: 1, Logger: quietLog(),
-	})
+	log := quietLog()
+	e := &env{t: t, scans: map[common.Hash][]postedTx{}}
+	l1n, err := devnet.StartL1(devnet.L1Config{Logger: log.With("system", "l1")})
 	if err != nil {
-		t.Fatalf("start devnet: %v", err)
+		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := dn.Close(); err != nil {
-			t.Errorf("close devnet: %v", err)
-		}
-	})
-	e := &env{t: t, dn: dn, proxy: newRecordingProxy(t, dn.L1.HTTPEndpoint())}
-	if e.l1, err = ethclient.Dial(dn.L1.HTTPEndpoint()); err != nil {
+	t.Cleanup(func() { _ = l1n.Close() })
+	e.l1node = l1n
+	e.startFeed()
+	g, rcfg, err := devnet.PlanL2(devnet.ChainPlan{L1Origin: l1n.Backend().BlockChain().Genesis().Header(),
+		L1ChainID: l1n.ChainConfig().ChainID.Uint64(), BlockTime: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.rcfg = rcfg
+	if e.l2node, err = devnet.StartL2(devnet.L2Config{Genesis: g, Logger: log.With("system", "l2")}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.l2node.Close() })
+	e.proxy = newRecordingProxy(t, l1n.HTTPEndpoint())
+	if e.l1, err = ethclient.Dial(l1n.HTTPEndpoint()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.l1.Close)
-	if e.l2, err = ethclient.Dial(dn.L2.HTTPEndpoint()); err != nil {
+	if e.l2, err = ethclient.Dial(e.l2node.HTTPEndpoint()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.l2.Close)
+	e.node, err = node.Start(ctx, node.Config{
+		Rollup: rcfg, L1ChainConfig: l1n.ChainConfig(), L1URL: l1n.HTTPEndpoint(),
+		L2EngineURL: e.l2node.EngineEndpoint(), JWTSecret: e.l2node.JWTSecret(),
+		Driver: driver.Config{SequencerEnabled: true}, SequencerL1Confs: 1,
+		RPCPort: 0, MetricsDisabled: true, L1PollInterval: 50 * time.Millisecond,
+		Data: dataSource{e}, Log: log.With("system", "node"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.node.Close() })
+	if e.rollup, err = rpc.Dial(e.node.RPCEndpoint()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.rollup.Close)
 	return e
+}
+
+func (e *env) syncStatus(ctx context.Context) (*eth.SyncStatus, error) {
+	var st eth.SyncStatus
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err := e.rollup.CallContext(cctx, &st, "optimism_syncStatus")
+	return &st, err
+}
+
+// waitSafe waits until the node has derived L2 block n from L1.
+func (e *env) waitSafe(ctx context.Context, n uint64) {
+	e.t.Helper()
+	for {
+		st, err := e.syncStatus(ctx)
+		if err == nil && st.SafeL2.Number >= n {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			e.t.Fatalf("safe head did not reach %d: %+v %v", n, st.SafeL2, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // startDA starts an in-process opkit da-server with a memory primary and a memory
@@ -174,9 +264,20 @@ func (e *env) startDAWith(generic bool, addr string, primary store.Store, repair
 	if generic {
 		mode = altda.GenericMode
 	}
-	if e.daCli, err = altda.NewClient(altda.ClientConfig{URL: srv.URL(), Mode: mode}); err != nil {
+	cli, err := altda.NewClient(altda.ClientConfig{URL: srv.URL(), Mode: mode})
+	if err != nil {
 		t.Fatal(err)
 	}
+	e.daCli.Store(cli)
+}
+
+func (e *env) daClient() *altda.Client {
+	c := e.daCli.Load()
+	if c == nil {
+		// No DA server in this test: a commitment on L1 is an error the caller reports.
+		c, _ = altda.NewClient(altda.ClientConfig{URL: "http://127.0.0.1:1"})
+	}
+	return c
 }
 
 // setFaults sets the DA server's injected faults, e.g. {"primary":{"put":"unavailable"}}.
@@ -195,7 +296,7 @@ func (e *env) setFaults(doc string) {
 
 func (e *env) config(da batcher.DAType) batcher.Config {
 	cfg := batcher.Config{
-		L1URL: e.proxy.srv.URL, L2URL: e.dn.L2.HTTPEndpoint(), RollupURL: e.dn.Node.RPCEndpoint(),
+		L1URL: e.proxy.srv.URL, L2URL: e.l2node.HTTPEndpoint(), RollupURL: e.node.RPCEndpoint(),
 		Key: devnet.DevAccounts(2)[1].Key, DAType: da, TargetNumFrames: 1, MaxL1TxSize: 120_000,
 		Compression: "zlib", NumConfirmations: 1, ResubmissionTimeout: 10 * time.Second, NetworkTimeout: 5 * time.Second,
 		ReceiptInterval: 50 * time.Millisecond, PollInterval: 100 * time.Millisecond, MaxPendingTx: 1,
@@ -235,7 +336,7 @@ type postedTx struct {
 // through the recorded sidecars (checked against the versioned hashes) and AltDA
 // commitments through the DA server.
 func (e *env) scanL1(ctx context.Context) ([]postedTx, error) {
-	rcfg := e.dn.Rollup
+	rcfg := e.rcfg
 	head, err := e.l1.BlockNumber(ctx)
 	if err != nil {
 		return nil, err
@@ -243,11 +344,22 @@ func (e *env) scanL1(ctx context.Context) ([]postedTx, error) {
 	signer := types.LatestSignerForChainID(rcfg.L1ChainID)
 	want := rcfg.Genesis.SystemConfig.BatcherAddr
 	var out []postedTx
+	e.scanMu.Lock()
+	defer e.scanMu.Unlock()
 	for n := uint64(1); n <= head; n++ {
-		blk, err := e.l1.BlockByNumber(ctx, new(big.Int).SetUint64(n))
+		hdr, err := e.l1.HeaderByNumber(ctx, new(big.Int).SetUint64(n))
 		if err != nil {
 			return nil, err
 		}
+		if cached, ok := e.scans[hdr.Hash()]; ok {
+			out = append(out, cached...)
+			continue
+		}
+		blk, err := e.l1.BlockByHash(ctx, hdr.Hash())
+		if err != nil {
+			return nil, err
+		}
+		var inBlock []postedTx
 		for _, tx := range blk.Transactions() {
 			if tx.To() == nil || *tx.To() != rcfg.BatchInboxAddress {
 				continue
@@ -281,7 +393,7 @@ func (e *env) scanL1(ctx context.Context) ([]postedTx, error) {
 				if err != nil {
 					return nil, fmt.Errorf("altda tx %s: %w", tx.Hash(), err)
 				}
-				data, err := e.daCli.Get(ctx, comm)
+				data, err := e.daClient().Get(ctx, comm)
 				if err != nil {
 					return nil, fmt.Errorf("altda tx %s: GET %s: %w", tx.Hash(), comm, err)
 				}
@@ -297,8 +409,10 @@ func (e *env) scanL1(ctx context.Context) ([]postedTx, error) {
 				}
 				p.frames = append(p.frames, fs...)
 			}
-			out = append(out, p)
+			inBlock = append(inBlock, p)
 		}
+		e.scans[hdr.Hash()] = inBlock
+		out = append(out, inBlock...)
 	}
 	return out, nil
 }
@@ -413,7 +527,7 @@ func (e *env) checkBlocks(ctx context.Context, got []decodedBlock, n uint64) (ma
 		if !ok {
 			return nil, 0, fmt.Errorf("L2 block %d (time %d) is not on L1", i, blk.Time())
 		}
-		ref, err := e.dn.Rollup.L2BlockRef(blk)
+		ref, err := e.rcfg.L2BlockRef(blk)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -451,7 +565,7 @@ func (e *env) waitPosted(ctx context.Context, n uint64) (map[string]int, int) {
 		posted, err := e.scanL1(ctx)
 		if err == nil {
 			var got []decodedBlock
-			got, err = decode(e.dn.Rollup, posted)
+			got, err = decode(e.rcfg, posted)
 			if err == nil {
 				kinds, dups, cerr := e.checkBlocks(ctx, got, n)
 				if cerr == nil {
@@ -489,7 +603,7 @@ func (e *env) waitL2(ctx context.Context, n uint64) {
 func (e *env) sendL2Txs(ctx context.Context, n int) {
 	e.t.Helper()
 	acct := devnet.DevAccounts(4)[3]
-	chainID := e.dn.Rollup.L2ChainID
+	chainID := e.rcfg.L2ChainID
 	nonce, err := e.l2.PendingNonceAt(ctx, acct.Address)
 	if err != nil {
 		e.t.Fatal(err)
@@ -504,4 +618,15 @@ func (e *env) sendL2Txs(ctx context.Context, n int) {
 			e.t.Fatal(err)
 		}
 	}
+}
+
+// TestMain loads the KZG trusted setup once before any test runs: it takes seconds (far
+// more under the race detector), and paid inside the first blob test it would eat that
+// test's deadline.
+func TestMain(m *testing.M) {
+	if _, err := kzg4844.BlobToCommitment(new(kzg4844.Blob)); err != nil {
+		fmt.Fprintln(os.Stderr, "load KZG setup:", err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
 }

@@ -3,6 +3,7 @@ module github.com/opkit/opkit/compat
 go 1.26.0
 
 require (
+	github.com/andybalholm/brotli v1.1.0
 	github.com/ethereum-optimism/optimism v1.16.13
 	github.com/ethereum/go-ethereum v1.17.0
 	github.com/opkit/opkit v0.0.0
@@ -15,7 +16,6 @@ require (
 	github.com/Microsoft/go-winio v0.6.2 // indirect
 	github.com/ProjectZKM/Ziren/crates/go-runtime/zkvm_runtime v0.0.0-20251001021608-1fe7b43fc4d6 // indirect
 	github.com/VictoriaMetrics/fastcache v1.13.0 // indirect
-	github.com/andybalholm/brotli v1.1.0 // indirect
 	github.com/armon/go-metrics v0.4.1 // indirect
 	github.com/base/go-bip39 v1.1.0 // indirect
 	github.com/benbjohnson/clock v1.3.5 // indirect

@@ -270,13 +270,14 @@ func (s *blobStore) blobsOf(hash common.Hash) ([]storedBlob, bool, error) {
 }
 
 // watchPool copies the sidecar of every blob transaction entering the pool. The pool
-// announces a transaction while adding it, before the RPC call that sent it returns, and
-// the copy is read as soon as the pool's lock is released, before any block can include
-// it. It returns when stop closes.
+// announces a transaction while it adds it, before the RPC call that sent it returns, and
+// while it holds its lock (also when a reorg puts transactions back): so the announcement
+// is only queued here, and fetchSidecars reads the pool once the lock is released.
+// It returns when stop closes.
 func (l *L1) watchPool(stop <-chan struct{}) {
 	defer l.wg.Done()
 	pool := l.client.backend.TxPool()
-	ch := make(chan core.NewTxsEvent)
+	ch := make(chan core.NewTxsEvent, 16)
 	sub := pool.SubscribeTransactions(ch, true)
 	defer sub.Unsubscribe()
 	for {
@@ -290,11 +291,43 @@ func (l *L1) watchPool(stop <-chan struct{}) {
 				if tx.Type() != types.BlobTxType {
 					continue
 				}
-				if full := pool.Get(tx.Hash()); full != nil && full.BlobTxSidecar() != nil {
-					l.blobs.addPending(tx.Hash(), full.BlobTxSidecar())
+				l.fetchPending.Add(1)
+				select {
+				case l.fetchQueue <- tx.Hash():
+				default:
+					// Never block the pool: a dropped announcement leaves the sidecar to the
+					// lookup at seal time.
+					l.fetchPending.Add(-1)
+					l.cfg.Logger.Warn("dev L1 blob sidecar queue full", "tx", tx.Hash())
 				}
 			}
 		}
+	}
+}
+
+// fetchSidecars reads the sidecars of announced blob transactions from the pool.
+func (l *L1) fetchSidecars(stop <-chan struct{}) {
+	defer l.wg.Done()
+	pool := l.client.backend.TxPool()
+	for {
+		select {
+		case <-stop:
+			return
+		case h := <-l.fetchQueue:
+			if full := pool.Get(h); full != nil && full.BlobTxSidecar() != nil {
+				l.blobs.addPending(h, full.BlobTxSidecar())
+			}
+			l.fetchPending.Add(-1)
+		}
+	}
+}
+
+// awaitSidecars waits (briefly) until every announced sidecar has been read, so a block
+// sealed next finds the sidecars of all transactions sent before it.
+func (l *L1) awaitSidecars() {
+	deadline := time.Now().Add(2 * time.Second)
+	for l.fetchPending.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
 	}
 }
 

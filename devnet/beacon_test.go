@@ -53,7 +53,7 @@ func TestBeaconServesSealedBlobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
 	var version struct {
@@ -156,7 +156,7 @@ func TestBeaconSlotsAreDistinct(t *testing.T) {
 
 func TestBlobRetention(t *testing.T) {
 	l1 := startTestL1(t, L1Config{BlobRetention: 2})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	rcpt, err := l1.SendBlobs(ctx, l1.Accounts()[4], common.Address{0xff}, []kzg4844.Blob{testBlob(7)})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -86,6 +87,10 @@ type L1 struct {
 	accounts []Account
 	genesis  *core.Genesis
 	blobs    *blobStore
+	// fetchQueue carries announced blob transactions to fetchSidecars; fetchPending counts
+	// those not yet read.
+	fetchQueue   chan common.Hash
+	fetchPending atomic.Int64
 
 	beaconSrv *http.Server
 	beaconURL string
@@ -151,13 +156,15 @@ func StartL1(cfg L1Config) (*L1, error) {
 		client.close()
 		return nil, fmt.Errorf("start dev L1: %w", err)
 	}
-	l1 := &L1{cfg: cfg, client: client, beacon: beacon, accounts: accounts, genesis: genesis, blobs: blobs, stop: make(chan struct{})}
+	l1 := &L1{cfg: cfg, client: client, beacon: beacon, accounts: accounts, genesis: genesis, blobs: blobs,
+		fetchQueue: make(chan common.Hash, maxPendingSidecars), stop: make(chan struct{})}
 	if err := l1.startBeacon(); err != nil {
 		client.close()
 		return nil, fmt.Errorf("start dev L1: %w", err)
 	}
-	l1.wg.Add(1)
+	l1.wg.Add(2)
 	go l1.watchPool(l1.stop)
+	go l1.fetchSidecars(l1.stop)
 	if cfg.BlockTime > 0 {
 		l1.wg.Add(1)
 		go l1.sealLoop()
@@ -237,6 +244,7 @@ func (l *L1) Mine() (*types.Header, error) {
 	default:
 	}
 	before := l.Head()
+	l.awaitSidecars()
 	l.beacon.Commit()
 	head := l.Head()
 	if head.Hash() == before.Hash() {

@@ -368,11 +368,18 @@ func (l *L1) SendBlobs(ctx context.Context, from Account, to common.Address, blo
 	})
 }
 
-// BlobSidecar makes the version-1 sidecar (commitments and cell proofs) of blobs.
+// BlobSidecar makes the version-1 sidecar (commitments and cell proofs) of blobs. Cell
+// proofs are costly, so a blob that appears twice is computed once.
 func BlobSidecar(blobs []kzg4844.Blob) (*types.BlobTxSidecar, error) {
 	commitments := make([]kzg4844.Commitment, len(blobs))
 	var proofs []kzg4844.Proof
+	seen := map[kzg4844.Blob]int{}
 	for i := range blobs {
+		if j, ok := seen[blobs[i]]; ok {
+			commitments[i] = commitments[j]
+			proofs = append(proofs, proofs[j*kzg4844.CellProofsPerBlob:(j+1)*kzg4844.CellProofsPerBlob]...)
+			continue
+		}
 		c, err := kzg4844.BlobToCommitment(&blobs[i])
 		if err != nil {
 			return nil, fmt.Errorf("blob %d commitment: %w", i, err)
@@ -381,6 +388,7 @@ func BlobSidecar(blobs []kzg4844.Blob) (*types.BlobTxSidecar, error) {
 		if err != nil {
 			return nil, fmt.Errorf("blob %d cell proofs: %w", i, err)
 		}
+		seen[blobs[i]] = i
 		commitments[i] = c
 		proofs = append(proofs, p...)
 	}

@@ -9,9 +9,14 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core"
+	"github.com/ethereum/go-ethereum/core/state"
+	"github.com/ethereum/go-ethereum/core/tracing"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/core/vm"
+	"github.com/ethereum/go-ethereum/core/vm/runtime"
 	"github.com/ethereum/go-ethereum/ethclient"
+	"github.com/holiman/uint256"
 )
 
 func TestStandInAddressesMatchPlanL2(t *testing.T) {
@@ -211,4 +216,73 @@ func TestApplyL1ToL2AliasWraps(t *testing.T) {
 	if got := ApplyL1ToL2Alias(common.Address{}); got != aliasOffset {
 		t.Fatalf("alias of zero = %s", got)
 	}
+}
+
+// runStandIn executes a stand-in's code from an EOA (origin = caller) in a bare EVM with
+// the dev L1's rules, and returns the logs, or the error of a revert.
+func runStandIn(t *testing.T, code, calldata []byte, value *big.Int, storage map[common.Hash]common.Hash) ([]*types.Log, error) {
+	t.Helper()
+	st, err := state.New(types.EmptyRootHash, state.NewDatabaseForTesting())
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := DevAccounts(1)[0].Address
+	st.SetBalance(origin, uint256.MustFromBig(devBalance), tracing.BalanceChangeUnspecified)
+	contract := common.Address{0xc0}
+	st.SetCode(contract, code, tracing.CodeChangeUnspecified)
+	for k, v := range storage {
+		st.SetState(contract, k, v)
+	}
+	cfg := &runtime.Config{ChainConfig: core.DeveloperGenesisBlock(30_000_000, nil).Config, Origin: origin, Value: value,
+		State: st, GasLimit: 30_000_000, BlockNumber: big.NewInt(1), Time: 1, Random: &common.Hash{}}
+	if _, _, err := runtime.Call(contract, calldata, cfg); err != nil {
+		return nil, err
+	}
+	return st.Logs(), nil
+}
+
+// FuzzPortalStandIn: for any deposit, the portal's bytecode accepts exactly what
+// OptimismPortal2 accepts and emits the event the Go encoder predicts.
+func FuzzPortalStandIn(f *testing.F) {
+	f.Fuzz(func(t *testing.T, to []byte, mint, value, gas uint64, creation bool, data []byte) {
+		d := Deposit{To: common.BytesToAddress(to), Mint: new(big.Int).SetUint64(mint), Value: new(big.Int).SetUint64(value),
+			GasLimit: gas, IsCreation: creation, Data: data}
+		logs, err := runStandIn(t, portalCode, DepositCalldata(d), d.Mint, nil)
+		valid := !(creation && d.To != (common.Address{})) && gas >= depositBaseGas+depositGasPerByte*uint64(len(data)) && len(data) <= maxDepositData
+		if valid != (err == nil) {
+			t.Fatalf("deposit %+v: accepted %v, the portal would %v (err %v)", d, err == nil, valid, err)
+		}
+		if !valid {
+			return
+		}
+		from := DevAccounts(1)[0].Address
+		if len(logs) != 1 || len(logs[0].Topics) != 4 || logs[0].Topics[0] != TransactionDepositedTopic ||
+			logs[0].Topics[1] != common.BytesToHash(from[:]) || logs[0].Topics[2] != common.BytesToHash(d.To[:]) || logs[0].Topics[3] != (common.Hash{}) {
+			t.Fatalf("deposit %+v: logs %+v", d, logs)
+		}
+		if want := ConfigUpdateData(opaque(d.Mint, d.Value, gas, creation, data)); !bytes.Equal(logs[0].Data, want) {
+			t.Fatalf("deposit %+v: data %x, want %x", d, logs[0].Data, want)
+		}
+	})
+}
+
+// FuzzSystemConfigStandIn: any update the owner sends is emitted as sent; types above 255
+// and short calldata revert.
+func FuzzSystemConfigStandIn(f *testing.F) {
+	owner := DevAccounts(1)[0].Address
+	storage := map[common.Hash]common.Hash{systemConfigOwnerSlot: common.BytesToHash(owner[:])}
+	f.Fuzz(func(t *testing.T, kind uint16, payload []byte) {
+		calldata := append(u64Word(uint64(kind)), payload...)
+		logs, err := runStandIn(t, systemConfigCode, calldata, nil, storage)
+		if (kind < 256) != (err == nil) {
+			t.Fatalf("type %d: err %v", kind, err)
+		}
+		if err != nil {
+			return
+		}
+		if len(logs) != 1 || len(logs[0].Topics) != 3 || logs[0].Topics[0] != ConfigUpdateTopic || logs[0].Topics[1] != (common.Hash{}) ||
+			logs[0].Topics[2] != common.BigToHash(big.NewInt(int64(kind))) || !bytes.Equal(logs[0].Data, payload) {
+			t.Fatalf("type %d payload %x: logs %+v", kind, payload, logs)
+		}
+	})
 }

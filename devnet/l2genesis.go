@@ -10,6 +10,7 @@ import (
 	"github.com/ethereum/go-ethereum/params"
 
 	"github.com/opkit/opkit/eth"
+	"github.com/opkit/opkit/interop"
 	"github.com/opkit/opkit/rollup"
 )
 
@@ -28,6 +29,9 @@ type ChainPlan struct {
 	Accounts int
 	// Batcher is the address L1 batches must come from; default dev account 1.
 	Batcher common.Address
+	// Interop schedules interop from genesis (rollup.json interop_time 0, for a node in
+	// managed mode) and puts the CrossL2Inbox stand-in at its predeploy address.
+	Interop bool
 }
 
 // OP Stack defaults for the EIP-1559 parameters and L1 fee scalars of a new chain.
@@ -114,6 +118,9 @@ func PlanL2(plan ChainPlan) (*core.Genesis, *rollup.Config, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("plan L2: %w", err)
 	}
+	if plan.Interop {
+		alloc[interop.CrossL2Inbox] = types.Account{Code: CrossL2InboxCode()}
+	}
 	blobGas := uint64(0)
 	genesis := &core.Genesis{
 		Config:        chainCfg,
@@ -166,7 +173,12 @@ func PlanL2(plan ChainPlan) (*core.Genesis, *rollup.Config, error) {
 		L1SystemConfigAddress:  common.HexToAddress("0x00000000000000000000000000000000000d0002"),
 		ChainOpConfig:          opCfg,
 	}
-	if err := cfg.Check(); err != nil {
+	check := cfg.Check
+	if plan.Interop {
+		cfg.InteropTime = &zero
+		check = cfg.CheckInterop
+	}
+	if err := check(); err != nil {
 		return nil, nil, fmt.Errorf("plan L2: %w", err)
 	}
 	return genesis, cfg, nil

@@ -116,6 +116,10 @@ type Config struct {
 	// Karst and Interop are recognised only to be refused by Check: opkit does not build them.
 	KarstTime   *uint64 `json:"karst_time,omitempty"`
 	InteropTime *uint64 `json:"interop_time,omitempty"`
+	// PectraBlobScheduleTime marks chains whose L1-attributes deposits priced blobs with
+	// the Cancun formula until that time (a fix for some testnets). opkit applies L1's own
+	// schedule throughout, so Check refuses it rather than compute other fees.
+	PectraBlobScheduleTime *uint64 `json:"pectra_blob_schedule_time,omitempty"`
 
 	BatchInboxAddress       common.Address         `json:"batch_inbox_address"`
 	DepositContractAddress  common.Address         `json:"deposit_contract_address"`
@@ -204,7 +208,17 @@ func (c *Config) TimestampForBlock(n uint64) uint64 {
 // Check refuses configs opkit cannot follow. Every fork through Isthmus must be active at
 // genesis, because opkit builds none of their upgrade blocks (Isthmus' upgrade
 // transactions included); Jovian may come at any time; Karst and Interop are refused.
-func (c *Config) Check() error {
+func (c *Config) Check() error { return c.check(false) }
+
+// CheckInterop is Check for a node run by a supervisor (managed mode): it accepts an
+// interop_time at or before the L2 genesis, which is how op-node's interop chains
+// schedule the fork, since then no interop activation block is ever built.
+func (c *Config) CheckInterop() error { return c.check(true) }
+
+// IsInterop reports whether interop is active at time t.
+func (c *Config) IsInterop(t uint64) bool { return active(c.InteropTime, t) }
+
+func (c *Config) check(interop bool) error {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
 	}
@@ -251,9 +265,12 @@ func (c *Config) Check() error {
 	for _, f := range []struct {
 		name string
 		t    *uint64
-	}{{"karst_time", c.KarstTime}, {"interop_time", c.InteropTime}} {
+	}{{"karst_time", c.KarstTime}, {"interop_time", c.InteropTime}, {"pectra_blob_schedule_time", c.PectraBlobScheduleTime}} {
+		if f.t != nil && interop && f.name == "interop_time" && *f.t <= c.Genesis.L2Time {
+			continue
+		}
 		if f.t != nil {
-			return fail("%s is set, but opkit does not build that fork", f.name)
+			return fail("%s is set, but opkit does not build that fork (interop_time is accepted at genesis in managed mode)", f.name)
 		}
 	}
 	if a := c.AltDAConfig; a != nil {

@@ -117,11 +117,12 @@ func TestCheckRefusesWhatOpkitCannotFollow(t *testing.T) {
 func TestCheckRefusalNamesTheFork(t *testing.T) {
 	const forks = `"granite_time": 0, "holocene_time": 0, "isthmus_time": 0`
 	for field, edit := range map[string]string{
-		"karst_time":    forks + `, "karst_time": 1700000100`,
-		"interop_time":  forks + `, "interop_time": 1700000100`,
-		"granite_time":  `"granite_time": 1700000100, "holocene_time": 0, "isthmus_time": 0`,
-		"holocene_time": `"granite_time": 0, "holocene_time": 1700000100, "isthmus_time": 0`,
-		"isthmus_time":  `"granite_time": 0, "holocene_time": 0, "isthmus_time": 1700000100`,
+		"karst_time":                forks + `, "karst_time": 1700000100`,
+		"interop_time":              forks + `, "interop_time": 1700000100`,
+		"pectra_blob_schedule_time": forks + `, "pectra_blob_schedule_time": 1700000100`,
+		"granite_time":              `"granite_time": 1700000100, "holocene_time": 0, "isthmus_time": 0`,
+		"holocene_time":             `"granite_time": 0, "holocene_time": 1700000100, "isthmus_time": 0`,
+		"isthmus_time":              `"granite_time": 0, "holocene_time": 0, "isthmus_time": 1700000100`,
 	} {
 		doc := strings.Replace(opNodeRollupJSON, forks, edit, 1)
 		if doc == opNodeRollupJSON {

@@ -173,3 +173,32 @@ func TestBuildAttributes(t *testing.T) {
 		t.Errorf("block before its origin: %v", err)
 	}
 }
+
+// FuzzUnmarshalL1Info: either layout, any input fails cleanly or re-encodes exactly.
+func FuzzUnmarshalL1Info(f *testing.F) {
+	info := sampleInfo()
+	isthmus, _ := info.MarshalIsthmus()
+	info.DAFootprintGasScalar = 400
+	jovian, _ := info.MarshalJovian()
+	f.Add(isthmus)
+	f.Add(jovian)
+	f.Add(jovian[:100])
+	f.Fuzz(func(t *testing.T, in []byte) {
+		got, err := UnmarshalL1Info(in)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidL1Info) {
+				t.Fatalf("unclassified error %v", err)
+			}
+			return
+		}
+		var out []byte
+		if len(in) == L1InfoJovianLen {
+			out, err = got.MarshalJovian()
+		} else {
+			out, err = got.MarshalIsthmus()
+		}
+		if err != nil || !bytes.Equal(out, in) {
+			t.Fatalf("re-encoded %x (%v), want %x", out, err, in)
+		}
+	})
+}

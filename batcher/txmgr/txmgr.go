@@ -17,6 +17,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/params"
+	"github.com/ethereum/go-ethereum/rpc"
 	"github.com/holiman/uint256"
 )
 
@@ -459,6 +460,16 @@ func (s *send) run(ctx context.Context) (*types.Receipt, error) {
 	}
 }
 
+// remember adds tx to the transactions whose receipts are looked for.
+func (s *send) remember(tx *types.Transaction) {
+	for _, t := range s.sent {
+		if t.Hash() == tx.Hash() {
+			return
+		}
+	}
+	s.sent = append(s.sent, tx)
+}
+
 // rebump raises the fees for a replacement, unless that would pass the fee limit.
 func (s *send) rebump(ctx context.Context) {
 	est, err := s.m.Estimate(ctx, s.c.Sidecar != nil)
@@ -489,8 +500,8 @@ func (s *send) publish(ctx context.Context) (bool, error) {
 		cancel()
 		switch classifySend(err) {
 		case published:
-			s.m.cfg.Metrics.TxPublished(len(s.sent) > 0)
-			s.sent = append(s.sent, tx)
+			s.m.cfg.Metrics.TxPublished(len(s.sent) > 0 && s.sent[len(s.sent)-1].Hash() != tx.Hash())
+			s.remember(tx)
 			s.lastPublish = time.Now()
 			s.log().Debug("published batch transaction", "tx", tx.Hash(), "tip", s.fees.TipCap, "fee_cap", s.fees.FeeCap, "blob_fee_cap", s.fees.BlobFeeCap, "replacement", len(s.sent) > 1)
 			return true, nil
@@ -514,6 +525,12 @@ func (s *send) publish(ctx context.Context) (bool, error) {
 		default:
 			if ctx.Err() != nil {
 				return false, ctx.Err()
+			}
+			var rerr rpc.Error
+			if !errors.As(err, &rerr) {
+				// No answer (a timeout, a dropped connection): the pool may have taken it,
+				// so its receipt is looked for like any published one's.
+				s.remember(tx)
 			}
 			s.log().Warn("publishing batch transaction failed, retrying", "err", err)
 			return false, nil

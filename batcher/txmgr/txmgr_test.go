@@ -64,6 +64,15 @@ func startL1(t *testing.T, every time.Duration) *testL1 {
 	return &testL1{L1: l1, client: c}
 }
 
+// TestMain loads the KZG trusted setup before any test runs: it takes seconds (far more
+// under the race detector), which would otherwise come out of the blob test's deadline.
+func TestMain(m *testing.M) {
+	if _, err := kzg4844.BlobToCommitment(new(kzg4844.Blob)); err != nil {
+		panic(err)
+	}
+	os.Exit(m.Run())
+}
+
 func testLog() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }

@@ -128,10 +128,16 @@ func diffSpan(t *testing.T, data []byte, genesis, bt uint64) {
 // TestSpanEncodingMatchesOpNode builds span batches from the same blocks with both
 // codecs: identical bytes.
 func TestSpanEncodingMatchesOpNode(t *testing.T) {
-	cfg := opConfig()
 	for seed := uint64(0); seed < 10; seed++ {
+		// Odd seeds run Jovian, whose L1-info deposit has its own layout.
+		jovian := seed%2 == 1
+		cfg := opConfig()
+		if jovian {
+			zero := uint64(0)
+			cfg.JovianTime = &zero
+		}
 		g := batchtest.New(seed+40, chainID)
-		blocks := g.Blocks(batchtest.Chain{GenesisTime: genesisTime, BlockTime: blockTime, L1Start: 3, FirstSeq: seed % 2, MaxTxs: 8}, 1+int(seed)*2)
+		blocks := g.Blocks(batchtest.Chain{GenesisTime: genesisTime, BlockTime: blockTime, L1Start: 3, FirstSeq: seed % 3, MaxTxs: 8, Jovian: jovian}, 1+int(seed)*2)
 		opSpan := derive.NewSpanBatch(genesisTime, chainID)
 		okSpan := batch.NewSpanBatchBuilder(genesisTime, chainID)
 		for _, b := range blocks {
@@ -272,3 +278,58 @@ func diffChannel(t *testing.T, body []byte, max uint64, fjord bool) {
 }
 
 var _ = big.NewInt
+
+// TestSpanTxDataLimitMatchesOpNode: a transaction's data at and one byte past
+// MaxSpanBatchElementCount, header included.
+func TestSpanTxDataLimitMatchesOpNode(t *testing.T) {
+	for _, total := range []int{batch.MaxSpanBatchElementCount - 1, batch.MaxSpanBatchElementCount, batch.MaxSpanBatchElementCount + 1} {
+		b := []byte{batch.SpanBatchType, 0, 0}
+		b = append(b, make([]byte, 40)...)
+		b = append(b, 1, 1, 1, 0, 0)
+		b = append(b, make([]byte, 64+20)...)
+		content := total - 4
+		b = append(b, 0xFA, byte(content>>16), byte(content>>8), byte(content))
+		b = append(b, make([]byte, content)...)
+		b = append(b, 0, 0, 0)
+		var op derive.BatchData
+		opErr := op.UnmarshalBinary(b)
+		_, okErr := batch.UnmarshalBatch(b)
+		if (opErr == nil) != (okErr == nil) {
+			t.Fatalf("%d bytes: op-node err %v, opkit err %v", total, opErr, okErr)
+		}
+		if (total <= batch.MaxSpanBatchElementCount) != (okErr == nil) {
+			t.Fatalf("%d bytes: err %v", total, okErr)
+		}
+	}
+}
+
+// TestZlibTrailerLikeOpNode: op-node never relies on a zlib stream's checksum. A body
+// cut inside its Adler-32 trailer ends cleanly after the batches it holds, and a wrong
+// checksum only surfaces as an error after them; opkit reads both the same way.
+func TestZlibTrailerLikeOpNode(t *testing.T) {
+	var raw bytes.Buffer
+	if err := batch.WriteChannelEntry(&raw, &batch.SingularBatch{Timestamp: 5, Transactions: [][]byte{{1, 2, 3}}}); err != nil {
+		t.Fatal(err)
+	}
+	var body bytes.Buffer
+	w, _ := zlib.NewWriterLevel(&body, 9)
+	_, _ = w.Write(raw.Bytes())
+	_ = w.Close()
+	full := body.Bytes()
+	bad := append([]byte{}, full...)
+	bad[len(bad)-1] ^= 1
+	for name, b := range map[string][]byte{"cut 1": full[:len(full)-1], "cut 4": full[:len(full)-4], "bad checksum": bad} {
+		diffChannel(t, b, 1000, true)
+		cr, err := batch.NewChannelReader(bytes.NewReader(b), 1000, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cr.Next(); err != nil {
+			t.Fatalf("%s: the batch before the trailer: %v", name, err)
+		}
+		_, err = cr.Next()
+		if (name == "bad checksum") == (err == io.EOF) {
+			t.Fatalf("%s: end %v", name, err)
+		}
+	}
+}

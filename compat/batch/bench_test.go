@@ -1,8 +1,12 @@
 package batch
 
 import (
+	"bytes"
 	"testing"
 
+	"github.com/ethereum-optimism/optimism/op-node/rollup/derive"
+
+	"github.com/opkit/opkit/rollup/batch"
 	"github.com/opkit/opkit/rollup/batch/batchtest"
 )
 
@@ -44,4 +48,59 @@ func runBytes(r channelRun) int {
 		n += len(f)
 	}
 	return n
+}
+
+// BenchmarkChannelRead decodes one span-batch channel body of 200 blocks (up to 50
+// transactions each) into per-block transactions with op-node's reader and opkit's.
+func BenchmarkChannelRead(b *testing.B) {
+	g := batchtest.New(98, chainID)
+	g.MaxDataLen = 200
+	blocks := g.Blocks(batchtest.Chain{GenesisTime: genesisTime, BlockTime: blockTime, L1Start: 7, MaxTxs: 50}, 200)
+	co, err := batch.NewSpanChannelOut(batch.ChannelOutConfig{TargetSize: 1 << 30, ChainID: chainID, GenesisTime: genesisTime})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, blk := range blocks {
+		if _, err := co.AddBlock(blk); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := co.Close(); err != nil {
+		b.Fatal(err)
+	}
+	f, err := co.OutputFrame(1 << 30)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := f.Data
+	b.Run("op-node", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			next, err := derive.BatchReader(bytes.NewReader(body), batch.MaxRLPBytesPerChannelFjord, true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			bd, err := next()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := derive.DeriveSpanBatch(bd, blockTime, genesisTime, chainID); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("opkit", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			cr, err := batch.NewChannelReader(bytes.NewReader(body), batch.MaxRLPBytesPerChannelFjord, true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			raw, err := cr.Next()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := raw.(*batch.RawSpanBatch).Derive(genesisTime, blockTime, chainID); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

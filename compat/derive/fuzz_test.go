@@ -61,3 +61,58 @@ func FuzzDifferential(f *testing.F) {
 		compare(t, a, b)
 	})
 }
+
+// FuzzDifferentialRaw posts raw batcher data from the fuzz input: items split at
+// 0xff 0xfe, L1 blocks at 0xff 0xfd. The seeds are valid frames of valid batches, which
+// the fuzzer cuts and splices; both pipelines must derive the same chain from anything.
+func FuzzDifferentialRaw(f *testing.F) {
+	seed := func(build func(s *scenario) [][][]byte) {
+		s := newScenario(&testing.T{})
+		var out []byte
+		for _, block := range build(s) {
+			for _, item := range block {
+				out = append(out, item...)
+				out = append(out, 0xff, 0xfe)
+			}
+			out = append(out, 0xff, 0xfd)
+		}
+		f.Add(out)
+	}
+	seed(func(s *scenario) [][][]byte {
+		fs := frames(1, s.channel(s.batch(1, 0, 1), s.batch(2, 0, 0), s.batch(3, 0, 1)), 3)
+		return [][][]byte{{s.txData(fs[0], fs[1])}, {s.txData(fs[2]), s.txData(frames(2, s.channel(s.batch(4, 0, 1)), 1)...)}}
+	})
+	seed(func(s *scenario) [][][]byte {
+		epochOf := func(n uint64) uint64 { return n * 2 / 12 }
+		return [][][]byte{{s.txData(frames(1, s.channel(s.span(1, 7, epochOf, 1)), 2)...)}, {}, {s.txData(frames(3, s.channel(s.span(8, 9, epochOf, 0)), 1)...)}}
+	})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 1<<16 {
+			return
+		}
+		s := newScenario(t)
+		var items [][]byte
+		start := 0
+		for i := 0; i+1 < len(data) && s.c.next < len(s.c.headers)-1; i++ {
+			if data[i] != 0xff || (data[i+1] != 0xfe && data[i+1] != 0xfd) {
+				continue
+			}
+			if i > start {
+				items = append(items, data[start:i])
+			}
+			if data[i+1] == 0xfd {
+				var txs []*types.Transaction
+				for _, it := range items {
+					txs = append(txs, s.l1Tx(s.batcher, it))
+				}
+				s.c.mine(txs...)
+				items = nil
+			}
+			start = i + 2
+			i++
+		}
+		a := runOpkit(t, s.cfg, params.MergedTestChainConfig, s.c)
+		b := runOpnode(t, s.cfg, params.MergedTestChainConfig, s.c)
+		compare(t, a, b)
+	})
+}

@@ -61,7 +61,17 @@ func attrsConfigs(t testing.TB, jovianAfter *uint64) (*opkitrollup.Config, *roll
 	if err := mine.Check(); err != nil {
 		t.Fatal(err)
 	}
-	return mine, opNodeConfig(t.(*testing.T), mine)
+	data, err := json.Marshal(mine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var theirs rollup.Config
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&theirs); err != nil {
+		t.Fatal(err)
+	}
+	return mine, &theirs
 }
 
 func theirSys(t testing.TB, s opkitrollup.SystemConfig) opeth.SystemConfig {
@@ -528,4 +538,40 @@ func TestSystemConfigFromL2BlockMatchesOpNode(t *testing.T) {
 	if got, err := opkitrollup.SystemConfigFromL2Block(mine, genesis); err != nil || got != mine.Genesis.SystemConfig {
 		t.Errorf("genesis: %+v %v", got, err)
 	}
+}
+
+// FuzzL1InfoAgainstOpNode: for any calldata, opkit's reader of the layout a block's time
+// calls for and op-node's agree on the verdict and on every field.
+func FuzzL1InfoAgainstOpNode(f *testing.F) {
+	h := &types.Header{Number: big.NewInt(12), Time: 99, BaseFee: big.NewInt(9)}
+	sys := opkitrollup.SystemConfig{BatcherAddr: common.Address{1}, Scalar: opkitrollup.EncodeScalars(3, 4), OperatorFeeParams: common.Hash{20: 1, 31: 2}, DAFootprintGasScalar: 5}
+	after := uint64(10)
+	mine, theirs := attrsConfigs(f, &after)
+	for _, l2Time := range []uint64{attrsGenesisTime + 10, attrsGenesisTime + 12} {
+		dep, _ := mine.L1InfoDepositAt(sys, 3, opkitrollup.L1Origin{Header: h}, l2Time)
+		f.Add(dep.Data, l2Time == attrsGenesisTime+12)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, jovian bool) {
+		l2Time := uint64(attrsGenesisTime + 10)
+		if jovian {
+			l2Time += 2
+		}
+		block := types.NewBlockWithHeader(&types.Header{Number: big.NewInt(1), Time: l2Time}).
+			WithBody(types.Body{Transactions: []*types.Transaction{types.NewTx(&types.DepositTx{To: &opkitrollup.L1BlockAddress, Value: new(big.Int), Data: data})}})
+		got, myErr := mine.L1InfoFromBlock(block)
+		want, theirErr := derive.L1BlockInfoFromBytes(theirs, l2Time, data)
+		if (myErr == nil) != (theirErr == nil) {
+			t.Fatalf("opkit error %v, op-node error %v", myErr, theirErr)
+		}
+		if myErr != nil {
+			return
+		}
+		if got.Number != want.Number || got.Time != want.Time || got.BaseFee.Cmp(want.BaseFee) != 0 || got.BlockHash != want.BlockHash ||
+			got.SequenceNumber != want.SequenceNumber || got.BatcherAddr != want.BatcherAddr || got.BlobBaseFee.Cmp(want.BlobBaseFee) != 0 ||
+			got.BaseFeeScalar != want.BaseFeeScalar || got.BlobBaseFeeScalar != want.BlobBaseFeeScalar ||
+			got.OperatorFeeScalar != want.OperatorFeeScalar || got.OperatorFeeConstant != want.OperatorFeeConstant ||
+			got.DAFootprintGasScalar != want.DAFootprintGasScalar {
+			t.Fatalf("opkit %+v\nop-node %+v", got, want)
+		}
+	})
 }

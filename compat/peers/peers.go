@@ -7,30 +7,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
-	"github.com/ethereum-optimism/optimism/op-batcher/batcher"
-	batcherflags "github.com/ethereum-optimism/optimism/op-batcher/flags"
-	opnode "github.com/ethereum-optimism/optimism/op-node"
-	nodeflags "github.com/ethereum-optimism/optimism/op-node/flags"
-	"github.com/ethereum-optimism/optimism/op-node/metrics"
-	"github.com/ethereum-optimism/optimism/op-node/node"
-	"github.com/ethereum-optimism/optimism/op-service/cliapp"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core"
 	"github.com/ethereum/go-ethereum/crypto"
-	"github.com/ethereum/go-ethereum/log"
-	"github.com/urfave/cli/v2"
+	"github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/opkit/opkit/devnet"
 	"github.com/opkit/opkit/rollup"
 )
-
-// Version is what the peers report as their application version.
-const Version = "v1.16.13"
 
 // OpNodeConfig configures an op-node and the op-geth L2 it drives.
 type OpNodeConfig struct {
@@ -57,20 +47,18 @@ type OpNode struct {
 	// Flags are the op-node command line it was started with.
 	Flags []string
 
-	node *node.OpNode
-
-	mu       sync.Mutex
-	critical error
+	proc *process
+	rpc  string
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
-func gethLogger(l *slog.Logger, system string) log.Logger {
+func peerLogger(l *slog.Logger) *slog.Logger {
 	if l == nil {
-		l = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	return log.NewLogger(l.With("system", system).Handler())
+	return l
 }
 
 // writeJSON writes v as JSON to dir/name.
@@ -89,7 +77,7 @@ func writeJSON(dir, name string, v any) (string, error) {
 // OpNodeFlags is op-node's command line for cfg, with an L2 engine at engineURL behind
 // the secret in jwtPath: the flags PROTOCOL's peer runs needed, and polling fast enough
 // for tests.
-func OpNodeFlags(cfg OpNodeConfig, rollupPath, l1ConfigPath, engineURL, jwtPath string) []string {
+func OpNodeFlags(cfg OpNodeConfig, rollupPath, l1ConfigPath, engineURL, jwtPath string, rpcPort int) []string {
 	args := []string{
 		"--l1=" + cfg.L1.HTTPEndpoint(),
 		"--l1.rpckind=standard",
@@ -102,8 +90,9 @@ func OpNodeFlags(cfg OpNodeConfig, rollupPath, l1ConfigPath, engineURL, jwtPath 
 		"--rollup.l1-chain-config=" + l1ConfigPath,
 		"--p2p.disable",
 		"--rpc.addr=127.0.0.1",
-		"--rpc.port=0",
+		fmt.Sprintf("--rpc.port=%d", rpcPort),
 		"--log.level=warn",
+		"--log.format=logfmt",
 	}
 	if cfg.Sequencer {
 		args = append(args, "--sequencer.enabled", "--sequencer.l1-confs=0")
@@ -137,60 +126,49 @@ func StartOpNode(ctx context.Context, cfg OpNodeConfig) (*OpNode, error) {
 		l2.Close()
 		return nil, fmt.Errorf("write JWT secret: %w", err)
 	}
-	n := &OpNode{L2: l2, Flags: OpNodeFlags(cfg, rollupPath, l1ConfigPath, l2.EngineEndpoint(), jwtPath)}
-	lg := gethLogger(cfg.Logger, "op-node")
-	app := cli.NewApp()
-	app.Name = "op-node"
-	// Cloned flags: urfave/cli keeps parsed values in the flag objects, and several
-	// op-nodes run in one process.
-	app.Flags = cliapp.ProtectFlags(nodeflags.Flags)
-	app.Action = func(c *cli.Context) error {
-		nodeCfg, err := opnode.NewConfig(c, lg)
-		if err != nil {
-			return fmt.Errorf("op-node config: %w", err)
-		}
-		nodeCfg.Cancel = func(cause error) {
-			n.mu.Lock()
-			defer n.mu.Unlock()
-			if n.critical == nil {
-				n.critical = cause
-			}
-			lg.Error("op-node asked to shut down", "err", cause)
-		}
-		on, err := node.New(ctx, nodeCfg, lg, Version, metrics.NewMetrics("default", nil), nil)
-		if err != nil {
-			return fmt.Errorf("create op-node: %w", err)
-		}
-		n.node = on
-		return on.Start(ctx)
+	bins, err := binaries(ctx)
+	if err != nil {
+		l2.Close()
+		return nil, err
 	}
-	if err := app.RunContext(ctx, append([]string{"op-node"}, n.Flags...)); err != nil {
+	port, err := freePort()
+	if err != nil {
+		l2.Close()
+		return nil, err
+	}
+	n := &OpNode{L2: l2, Flags: OpNodeFlags(cfg, rollupPath, l1ConfigPath, l2.EngineEndpoint(), jwtPath, port),
+		rpc: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	n.proc, err = startProcess("op-node", filepath.Join(bins, "op-node"), n.Flags, peerLogger(cfg.Logger))
+	if err != nil {
+		l2.Close()
+		return nil, err
+	}
+	if err := n.proc.waitReady(ctx, func(ctx context.Context) error {
+		c, err := rpc.DialContext(ctx, n.rpc)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		var v string
+		return c.CallContext(ctx, &v, "optimism_version")
+	}); err != nil {
 		return nil, errors.Join(fmt.Errorf("start op-node: %w", err), n.Close())
 	}
 	return n, nil
 }
 
 // RPCEndpoint is op-node's JSON-RPC URL (optimism_*, admin_*).
-func (n *OpNode) RPCEndpoint() string { return n.node.HTTPEndpoint() }
+func (n *OpNode) RPCEndpoint() string { return n.rpc }
 
-// Err is the error op-node stopped itself for (a critical derivation or engine failure),
-// or nil.
-func (n *OpNode) Err() error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.critical
-}
+// Err is why op-node exited, with its last output, if it exited without Close; else nil.
+func (n *OpNode) Err() error { return n.proc.Err() }
 
 // Close stops op-node, then its L2.
 func (n *OpNode) Close() error {
 	n.closeOnce.Do(func() {
 		var errs []error
-		if n.node != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			if err := n.node.Stop(ctx); err != nil && !errors.Is(err, node.ErrAlreadyClosed) {
-				errs = append(errs, fmt.Errorf("stop op-node: %w", err))
-			}
-			cancel()
+		if n.proc != nil {
+			errs = append(errs, n.proc.stop(30*time.Second))
 		}
 		errs = append(errs, n.L2.Close())
 		n.closeErr = errors.Join(errs...)
@@ -216,17 +194,11 @@ type BatcherConfig struct {
 type Batcher struct {
 	// Flags are the op-batcher command line it was started with.
 	Flags []string
-	svc   *batcher.BatcherService
-
-	mu       sync.Mutex
-	critical error
-
-	closeOnce sync.Once
-	closeErr  error
+	proc  *process
 }
 
 // BatcherFlags is op-batcher's command line for cfg.
-func BatcherFlags(cfg BatcherConfig) []string {
+func BatcherFlags(cfg BatcherConfig, rpcPort int) []string {
 	key := cfg.Key
 	if key == nil {
 		key = devnet.DevAccounts(2)[1].Key
@@ -254,8 +226,9 @@ func BatcherFlags(cfg BatcherConfig) []string {
 		"--throttle.unsafe-da-bytes-lower-threshold=0",
 		// Its RPC defaults to 0.0.0.0:8545.
 		"--rpc.addr=127.0.0.1",
-		"--rpc.port=0",
+		fmt.Sprintf("--rpc.port=%d", rpcPort),
 		"--log.level=warn",
+		"--log.format=logfmt",
 	}
 	return append(args, cfg.ExtraFlags...)
 }
@@ -265,58 +238,42 @@ func StartBatcher(ctx context.Context, cfg BatcherConfig) (*Batcher, error) {
 	if cfg.L1 == nil || cfg.L2RPC == "" || cfg.RollupRPC == "" {
 		return nil, errors.New("start op-batcher: L1, L2RPC and RollupRPC are required")
 	}
-	b := &Batcher{Flags: BatcherFlags(cfg)}
-	lg := gethLogger(cfg.Logger, "op-batcher")
-	app := cli.NewApp()
-	app.Name = "op-batcher"
-	app.Flags = cliapp.ProtectFlags(batcherflags.Flags)
-	app.Action = func(c *cli.Context) error {
-		if err := batcherflags.CheckRequired(c); err != nil {
+	bins, err := binaries(ctx)
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	b := &Batcher{Flags: BatcherFlags(cfg, port)}
+	b.proc, err = startProcess("op-batcher", filepath.Join(bins, "op-batcher"), b.Flags, peerLogger(cfg.Logger))
+	if err != nil {
+		return nil, err
+	}
+	health := fmt.Sprintf("http://127.0.0.1:%d/healthz", port)
+	if err := b.proc.waitReady(ctx, func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, health, nil)
+		if err != nil {
 			return err
 		}
-		bcfg := batcher.NewConfig(c)
-		if err := bcfg.Check(); err != nil {
-			return fmt.Errorf("op-batcher flags: %w", err)
-		}
-		closeApp := func(cause error) {
-			b.mu.Lock()
-			defer b.mu.Unlock()
-			if b.critical == nil {
-				b.critical = cause
-			}
-			lg.Error("op-batcher asked to shut down", "err", cause)
-		}
-		svc, err := batcher.BatcherServiceFromCLIConfig(ctx, closeApp, Version, bcfg, lg)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			return fmt.Errorf("create op-batcher: %w", err)
+			return err
 		}
-		b.svc = svc
-		return svc.Start(ctx)
-	}
-	if err := app.RunContext(ctx, append([]string{"op-batcher"}, b.Flags...)); err != nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("healthz: %s", resp.Status)
+		}
+		return nil
+	}); err != nil {
 		return nil, errors.Join(fmt.Errorf("start op-batcher: %w", err), b.Close())
 	}
 	return b, nil
 }
 
-// Err is the critical error op-batcher stopped for, or nil.
-func (b *Batcher) Err() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.critical
-}
+// Err is why op-batcher exited, with its last output, if it exited without Close; else nil.
+func (b *Batcher) Err() error { return b.proc.Err() }
 
 // Close stops op-batcher.
-func (b *Batcher) Close() error {
-	b.closeOnce.Do(func() {
-		if b.svc == nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := b.svc.Stop(ctx); err != nil && !errors.Is(err, batcher.ErrAlreadyStopped) {
-			b.closeErr = fmt.Errorf("stop op-batcher: %w", err)
-		}
-	})
-	return b.closeErr
-}
+func (b *Batcher) Close() error { return b.proc.stop(30 * time.Second) }

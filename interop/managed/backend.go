@@ -59,10 +59,19 @@ type Backend interface {
 type LocalHeads struct {
 	Unsafe eth.BlockRef
 	Safe   eth.DerivedBlockRefPair
+	// Exhausted, when set, says derivation used up every L1 block it was given and waits
+	// for the next: an ExhaustL1 sent before the subscription would otherwise be lost,
+	// since subscribing drops the pull queue, and a node does not repeat it.
+	Exhausted *eth.DerivedBlockRefPair
 }
 
 // event is the event that reports the heads.
 func (h LocalHeads) event() *interop.ManagedEvent {
 	unsafe, safe := h.Unsafe, h.Safe
-	return &interop.ManagedEvent{UnsafeBlock: &unsafe, DerivationUpdate: &safe}
+	ev := &interop.ManagedEvent{UnsafeBlock: &unsafe, DerivationUpdate: &safe}
+	if h.Exhausted != nil {
+		ex := *h.Exhausted
+		ev.ExhaustL1 = &ex
+	}
+	return ev
 }

@@ -81,6 +81,9 @@ func FuzzChannelReader(f *testing.F) {
 		var total int
 		for i := 0; ; i++ {
 			data, err := cr.NextData()
+			if errors.Is(err, io.EOF) != (err == io.EOF) {
+				t.Fatalf("error wraps io.EOF: %v", err)
+			}
 			if err != nil {
 				if err != io.EOF && data != nil {
 					t.Fatal("data with an error")
@@ -91,8 +94,8 @@ func FuzzChannelReader(f *testing.F) {
 			if total > limit {
 				t.Fatalf("read %d bytes past the %d bound", total, limit)
 			}
-			if _, err := UnmarshalBatch(data); err != nil {
-				continue
+			if _, err := UnmarshalBatch(data); errors.Is(err, io.EOF) {
+				t.Fatalf("batch error wraps io.EOF: %v", err)
 			}
 		}
 	})

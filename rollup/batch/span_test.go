@@ -390,3 +390,58 @@ func TestSpanSingularBatches(t *testing.T) {
 		t.Fatal("element behind the safe origin accepted")
 	}
 }
+
+// spanWithTxList is a one-block, one-transaction span batch whose legacy tx data is an
+// RLP list of total encoded size total (header included).
+func spanWithTxList(total int) []byte {
+	b := []byte{SpanBatchType, 0, 0}
+	b = append(b, make([]byte, 40)...)
+	b = append(b, 1, 1, 1) // one block, origin bit set, one tx
+	b = append(b, 0, 0)    // contract creation, y parity
+	b = append(b, make([]byte, 64+20)...)
+	content := total - 4
+	b = append(b, 0xFA, byte(content>>16), byte(content>>8), byte(content))
+	b = append(b, make([]byte, content)...)
+	return append(b, 0, 0, 0) // nonce, gas, protected bits
+}
+
+func TestSpanBatchTxDataLimit(t *testing.T) {
+	if _, err := UnmarshalBatch(spanWithTxList(MaxSpanBatchElementCount)); err != nil {
+		t.Fatalf("tx data of exactly the limit: %v", err)
+	}
+	if _, err := UnmarshalBatch(spanWithTxList(MaxSpanBatchElementCount + 1)); !errors.Is(err, ErrSpanBatchTooBig) {
+		t.Fatalf("tx data past the limit: %v", err)
+	}
+}
+
+// TestSpanBatchLayout pins a two-block span with no transactions against the wire
+// format written out by hand from the specification.
+func TestSpanBatchLayout(t *testing.T) {
+	parent := common.Hash{0xaa, 0xbb}
+	h6 := common.Hash{0x66, 0x01}
+	sb := NewSpanBatchBuilder(testGenesis, testChainID)
+	if err := sb.AppendBlock(parent, 5, common.Hash{0x55}, testGenesis+2, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.AppendBlock(common.Hash{1}, 6, h6, testGenesis+4, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	enc, err := sb.Raw().MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []byte{SpanBatchType, 2, 6} // rel timestamp 2, last origin 6
+	want = append(want, parent[:20]...)
+	want = append(want, h6[:20]...)
+	want = append(want, 2, 0x03, 0, 0) // 2 blocks, both start an epoch, no txs in either
+	if !bytes.Equal(enc, want) {
+		t.Fatalf("got  %x\nwant %x", enc, want)
+	}
+	span, err := sb.Raw().Derive(testGenesis, testBlockTime, testChainID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if span.StartEpoch() != 5 || span.LastEpoch() != 6 || span.FirstTimestamp() != testGenesis+2 || span.LastTimestamp() != testGenesis+4 {
+		t.Fatalf("derived %+v", span.Elements)
+	}
+}

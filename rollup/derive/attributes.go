@@ -23,7 +23,9 @@ type Attributes struct {
 	// DerivedFrom is the L1 block derivation was reading when it made them.
 	DerivedFrom eth.L1BlockRef
 	// IsLastInSpan: the batch was singular, the last block of a span batch, or forced
-	// empty; a span batch's earlier blocks are not yet a complete batch.
+	// empty. It only says where a span batch ends: under Holocene every derived block is
+	// local-safe as soon as the engine takes it (op-node's batch stage concludes every
+	// batch), so it must not hold blocks back as pending-safe.
 	IsLastInSpan bool
 	// DepositsOnly: no batch arrived within the sequence window, so the block holds only
 	// the L1-attributes deposit, the epoch's user deposits and upgrade transactions.

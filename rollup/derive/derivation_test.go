@@ -37,7 +37,7 @@ func zlibChannel(t testing.TB, bs ...batch.Batch) []byte {
 // testEngine plays the execution client: every attributes' block becomes the safe head,
 // its hash fixed by parent and timestamp so batches can name parents in advance.
 type testEngine struct {
-	t    *testing.T
+	t    testing.TB
 	cfg  *rollup.Config
 	l2   *derivetest.L2
 	safe eth.L2BlockRef
@@ -234,5 +234,80 @@ func TestResetWalksBack(t *testing.T) {
 	}
 	if _, err := f.d.NextAttributes(context.Background(), parent); !errors.Is(err, ErrReset) {
 		t.Fatalf("derivation after a failed reset: %v, want a reset error", err)
+	}
+}
+
+// After the engine refuses a derived block, the rest of its channel is dropped: the node
+// builds the deposits-only replacement and derivation goes on from the next channel.
+func TestOnInvalidPayloadFlushes(t *testing.T) {
+	f := newFakeChain(t)
+	ctx := context.Background()
+	bs := batchesAfter(f.engine.safe, f.l1.Ref(0), 4, 2)
+	b1 := f.l1.Mine(12, nil)
+	f.data.Add(b1.Hash, testBatcher, txData(t, batch.Frame{ID: cid(1), Data: zlibChannel(t, bs[:3]...), IsLast: true}))
+	// The second channel repeats blocks 2..4 with other transactions.
+	var again []batch.Batch
+	for _, b := range bs[1:] {
+		c := *b.(*batch.SingularBatch)
+		c.Transactions = [][]byte{{0x02, 0xc1, 0x80 + c.Transactions[0][2]}}
+		again = append(again, &c)
+	}
+	f.data.Add(b1.Hash, testBatcher, txData(t, batch.Frame{ID: cid(2), Data: zlibChannel(t, again...), IsLast: true}))
+	var first *Attributes
+	for first == nil {
+		a, err := f.d.NextAttributes(ctx, f.engine.safe)
+		if err != nil && !errors.Is(err, ErrNotEnoughData) {
+			t.Fatal(err)
+		}
+		first = a
+	}
+	f.d.OnInvalidPayload()
+	// The replacement keeps only the deposits.
+	first.Payload.Transactions = first.Payload.Transactions[:1]
+	f.engine.apply(first)
+	f.engine.run(f.d)
+	// Blocks 2 and 3 of the first channel are gone; the second channel gives 2..4.
+	if len(f.engine.got) != 4 || f.metrics.Count("channel/"+DropChannelFlushed) != 1 {
+		t.Fatalf("%d blocks derived, counts %v: the rest of the first channel must be flushed", len(f.engine.got), f.metrics.Counts())
+	}
+	for i, a := range f.engine.got[1:] {
+		if a.DerivedFrom != b1 || len(a.Payload.Transactions) != 2 || a.Payload.Transactions[1][2] < 0x80 || a.Payload.Timestamp != 1004+2*uint64(i) {
+			t.Fatalf("block %d: %d txs at %d", i+2, len(a.Payload.Transactions), a.Payload.Timestamp)
+		}
+	}
+}
+
+// An L1 reorg under the origin surfaces as a reset error; after a reset derivation reads
+// the new fork's batches.
+func TestL1ReorgResets(t *testing.T) {
+	f := newFakeChain(t)
+	ctx := context.Background()
+	genesis := f.engine.safe
+	b1 := f.l1.Mine(12, nil)
+	f.data.Add(b1.Hash, testBatcher, txData(t, batch.Frame{ID: cid(1), Data: zlibChannel(t, batchesAfter(genesis, f.l1.Ref(0), 2, 2)...), IsLast: true}))
+	f.engine.run(f.d)
+	if len(f.engine.got) != 2 {
+		t.Fatalf("%d blocks before the reorg", len(f.engine.got))
+	}
+	// L1 1 is replaced by a block holding a channel with three blocks.
+	f.l1.Rewind(0)
+	c1 := f.l1.Mine(12, nil, 0xf0)
+	f.l1.Mine(12, nil, 0xf0)
+	f.data.Add(c1.Hash, testBatcher, txData(t, batch.Frame{ID: cid(2), Data: zlibChannel(t, batchesAfter(genesis, f.l1.Ref(0), 3, 2)...), IsLast: true}))
+	var err error
+	for err == nil || errors.Is(err, ErrNotEnoughData) {
+		_, err = f.d.NextAttributes(ctx, f.engine.safe)
+	}
+	if !errors.Is(err, ErrReset) {
+		t.Fatalf("derivation over a reorged L1: %v, want a reset error", err)
+	}
+	// The node finds genesis to be the last safe block still on L1 and resets there.
+	f.engine.safe, f.engine.got = genesis, nil
+	if err := f.d.Reset(ctx, genesis); err != nil {
+		t.Fatal(err)
+	}
+	f.engine.run(f.d)
+	if len(f.engine.got) != 3 || f.engine.got[0].DerivedFrom != c1 {
+		t.Fatalf("%d blocks after the reset", len(f.engine.got))
 	}
 }

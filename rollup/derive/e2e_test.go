@@ -1,7 +1,6 @@
 package derive_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,118 +15,27 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/ethclient"
-	"github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/opkit/opkit/devnet"
 	"github.com/opkit/opkit/eth"
-	"github.com/opkit/opkit/rollup"
 	"github.com/opkit/opkit/rollup/batch"
 	"github.com/opkit/opkit/rollup/clock"
+	"github.com/opkit/opkit/rollup/dasource"
 	"github.com/opkit/opkit/rollup/derive"
 	"github.com/opkit/opkit/rollup/derive/derivetest"
+	"github.com/opkit/opkit/rollup/engine"
+	rollupl1 "github.com/opkit/opkit/rollup/l1"
 )
 
-// rpcTimeout bounds every call the test's sources make.
-const rpcTimeout = 10 * time.Second
-
-// l1Client reads L1 over JSON-RPC.
-type l1Client struct{ c *ethclient.Client }
-
-func (l l1Client) ref(ctx context.Context, f func(context.Context) (*types.Header, error)) (eth.L1BlockRef, error) {
-	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
-	h, err := f(ctx)
-	if err != nil {
-		return eth.L1BlockRef{}, err
-	}
-	return eth.BlockRefFromHeader(h), nil
+// askedFor records the batcher derivation asks the data source for at each L1 block.
+type askedFor struct {
+	src   derive.DataSource
+	asked map[uint64]common.Address
 }
 
-func (l l1Client) L1BlockRefByNumber(ctx context.Context, n uint64) (eth.L1BlockRef, error) {
-	return l.ref(ctx, func(ctx context.Context) (*types.Header, error) {
-		return l.c.HeaderByNumber(ctx, new(big.Int).SetUint64(n))
-	})
-}
-
-func (l l1Client) L1BlockRefByHash(ctx context.Context, h common.Hash) (eth.L1BlockRef, error) {
-	return l.ref(ctx, func(ctx context.Context) (*types.Header, error) { return l.c.HeaderByHash(ctx, h) })
-}
-
-func (l l1Client) FetchReceipts(ctx context.Context, h common.Hash) (*types.Header, types.Receipts, error) {
-	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
-	hd, err := l.c.HeaderByHash(ctx, h)
-	if err != nil {
-		return nil, nil, err
-	}
-	rs, err := l.c.BlockReceipts(ctx, rpc.BlockNumberOrHashWithHash(h, false))
-	if err != nil {
-		return nil, nil, err
-	}
-	return hd, rs, nil
-}
-
-// calldata is the batcher's calldata to the inbox, per block.
-type calldata struct {
-	c   *ethclient.Client
-	cfg *rollup.Config
-}
-
-func (s calldata) TxData(ctx context.Context, ref eth.L1BlockRef, batcher common.Address) ([][]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
-	b, err := s.c.BlockByHash(ctx, ref.Hash)
-	if err != nil {
-		return nil, err
-	}
-	signer := types.LatestSignerForChainID(s.cfg.L1ChainID)
-	var out [][]byte
-	for _, tx := range b.Transactions() {
-		if tx.To() == nil || *tx.To() != s.cfg.BatchInboxAddress || tx.Type() == types.BlobTxType {
-			continue
-		}
-		if from, err := types.Sender(signer, tx); err != nil || from != batcher {
-			continue
-		}
-		out = append(out, tx.Data())
-	}
-	return out, nil
-}
-
-// l2Client reads the L2 chain the sequencer built.
-type l2Client struct {
-	c   *ethclient.Client
-	cfg *rollup.Config
-}
-
-func (l l2Client) block(ctx context.Context, f func(context.Context) (*types.Block, error)) (eth.L2BlockRef, error) {
-	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
-	b, err := f(ctx)
-	if err != nil {
-		return eth.L2BlockRef{}, err
-	}
-	return l.cfg.L2BlockRef(b)
-}
-
-func (l l2Client) L2BlockRefByNumber(ctx context.Context, n uint64) (eth.L2BlockRef, error) {
-	return l.block(ctx, func(ctx context.Context) (*types.Block, error) {
-		return l.c.BlockByNumber(ctx, new(big.Int).SetUint64(n))
-	})
-}
-
-func (l l2Client) L2BlockRefByHash(ctx context.Context, h common.Hash) (eth.L2BlockRef, error) {
-	return l.block(ctx, func(ctx context.Context) (*types.Block, error) { return l.c.BlockByHash(ctx, h) })
-}
-
-func (l l2Client) SystemConfigByL2Hash(ctx context.Context, h common.Hash) (rollup.SystemConfig, error) {
-	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
-	b, err := l.c.BlockByHash(ctx, h)
-	if err != nil {
-		return rollup.SystemConfig{}, err
-	}
-	return rollup.SystemConfigFromL2Block(l.cfg, b)
+func (a *askedFor) TxData(ctx context.Context, ref eth.L1BlockRef, batcher common.Address) ([][]byte, error) {
+	a.asked[ref.Number] = batcher
+	return a.src.TxData(ctx, ref, batcher)
 }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, error)) {
@@ -150,7 +58,9 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool
 
 // TestDeriveSequencedChain builds L2 blocks with a real sequencing node and op-geth,
 // posts them as calldata batches from the batcher account to the dev L1, then derives
-// from that L1 and checks every attributes against the block the sequencer made.
+// from that L1 (through rollup/l1 and rollup/dasource, the engine as L2 source) and
+// checks every attributes against the block the sequencer made. The blob path runs in
+// compat/derive, without the race detector that makes KZG proofs too slow here.
 func TestDeriveSequencedChain(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -194,10 +104,26 @@ func TestDeriveSequencedChain(t *testing.T) {
 		}
 		userTxs = append(userTxs, tx.Hash())
 	}
+	// A user deposit and a gas limit change on L1: the sequencer takes both in at their
+	// epoch, and derivation must make the same blocks from them.
+	rDep, err := d.L1.BridgeETH(ctx, user, big.NewInt(1e18))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const newGasLimit = 50_000_000
+	rGas, err := d.L1.SetGasLimit(ctx, newGasLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := max(rDep.BlockNumber.Uint64(), rGas.BlockNumber.Uint64())
 	const minBlocks = 16
-	waitFor(t, time.Minute, "the L2 chain and the user transactions", func() (bool, error) {
-		n, err := l2.BlockNumber(ctx)
-		if err != nil || n < minBlocks {
+	waitFor(t, time.Minute, "the L2 chain past the L1 events and the user transactions", func() (bool, error) {
+		b, err := l2.BlockByNumber(ctx, nil)
+		if err != nil || b.NumberU64() < minBlocks {
+			return false, err
+		}
+		ref, err := cfg.L2BlockRef(b)
+		if err != nil || ref.L1Origin.Number <= events {
 			return false, err
 		}
 		_, err = l2.TransactionReceipt(ctx, userTxs[len(userTxs)-1])
@@ -216,31 +142,16 @@ func TestDeriveSequencedChain(t *testing.T) {
 		blocks = append(blocks, b)
 	}
 
-	// Encode the blocks as one span batch with the batcher's channel out, cut into
-	// several calldata frames.
-	co, err := batch.NewSpanChannelOut(batch.ChannelOutConfig{TargetSize: 100_000, GenesisTime: cfg.Genesis.L2Time, ChainID: cfg.L2ChainID})
+	// Two span batches from the batcher's channel out, each cut into several calldata
+	// frames: the first half of the blocks, then the rest in a later L1 block.
+	half := len(blocks) / 2
+	frames, err := derivetest.SpanFrames(cfg, blocks[:half], 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, b := range blocks {
-		if _, err := co.AddBlock(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := co.Close(); err != nil {
+	later, err := derivetest.SpanFrames(cfg, blocks[half:], 2)
+	if err != nil {
 		t.Fatal(err)
-	}
-	var frames []batch.Frame
-	frameSize := co.ReadyBytes()/3 + batch.FrameOverhead + 1
-	for len(frames) == 0 || !frames[len(frames)-1].IsLast {
-		f, err := co.OutputFrame(frameSize)
-		if err != nil {
-			t.Fatal(err)
-		}
-		frames = append(frames, f)
-	}
-	if len(frames) < 3 {
-		t.Fatalf("%d frames, want several", len(frames))
 	}
 	var body []byte
 	for _, f := range frames {
@@ -305,12 +216,58 @@ func TestDeriveSequencedChain(t *testing.T) {
 		}
 		return true, nil
 	})
-
-	m := &derivetest.Metrics{}
-	dv := derive.New(cfg, d.L1.ChainConfig(), derive.Deps{
-		L1: l1Client{l1}, Data: calldata{l1, cfg}, L2: l2Client{l2, cfg}, Log: log, Metrics: m,
+	var laterSent []common.Hash
+	nonce, err = l1.PendingNonceAt(ctx, batcher.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range later {
+		data, err := batch.TxData(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		laterSent = append(laterSent, post(batcher, nonce+uint64(i), data))
+	}
+	var laterInclusion eth.L1BlockRef
+	waitFor(t, time.Minute, "the second channel on L1", func() (bool, error) {
+		r, err := l1.TransactionReceipt(ctx, laterSent[len(laterSent)-1])
+		if errors.Is(err, ethereum.NotFound) {
+			return false, nil
+		} else if err != nil {
+			return false, err
+		}
+		hd, err := l1.HeaderByHash(ctx, r.BlockHash)
+		if err != nil {
+			return false, err
+		}
+		laterInclusion = eth.BlockRefFromHeader(hd)
+		return true, nil
 	})
-	safe, err := (l2Client{l2, cfg}).L2BlockRefByNumber(ctx, 0)
+	if laterInclusion.Number > last.Number {
+		last = laterInclusion
+	}
+
+	l1src, err := rollupl1.Dial(ctx, d.L1.HTTPEndpoint(), rollupl1.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l1src.Close()
+	m := &derivetest.Metrics{}
+	src, err := dasource.New(dasource.Config{Rollup: cfg, L1: l1src, Log: log, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec, err := engine.Dial(ctx, d.L2.EngineEndpoint(), d.L2.JWTSecret())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ec.Close()
+	l2src := engine.New(cfg, ec, log)
+	data := &askedFor{src: src, asked: map[uint64]common.Address{}}
+	dv := derive.New(cfg, d.L1.ChainConfig(), derive.Deps{
+		L1: l1src, Data: data, L2: l2src, Log: log, Metrics: m,
+	})
+	safe, err := l2src.L2BlockRefByNumber(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,48 +296,56 @@ func TestDeriveSequencedChain(t *testing.T) {
 			t.Fatalf("attributes after the last posted block: %+v", a)
 		}
 		want := blocks[safe.Number]
-		if err := sameBlock(a, want); err != nil {
+		if err := derivetest.SameBlock(a.Payload, a.Parent.Hash, want); err != nil {
 			t.Fatalf("block %d: %v", want.NumberU64(), err)
 		}
-		if a.DerivedFrom != inclusion || a.DepositsOnly || a.IsLastInSpan != (want.NumberU64() == head) {
-			t.Fatalf("block %d derived from %v (want %v), deposits-only %v", want.NumberU64(), a.DerivedFrom.ID(), inclusion.ID(), a.DepositsOnly)
+		from, lastOfSpan := inclusion, want.NumberU64() == uint64(half)
+		if want.NumberU64() > uint64(half) {
+			from, lastOfSpan = laterInclusion, want.NumberU64() == head
+		}
+		if a.DerivedFrom != from || a.DepositsOnly || a.IsLastInSpan != lastOfSpan {
+			t.Fatalf("block %d derived from %v (want %v), deposits-only %v, last in span %v", want.NumberU64(), a.DerivedFrom.ID(), from.ID(), a.DepositsOnly, a.IsLastInSpan)
 		}
 		if safe, err = cfg.L2BlockRef(want); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if m.Count("data/"+derive.DropDataMalformed) != 1 || m.Count("batch/span/accept") != 1 || m.Count("batch/span_block/accept") != int(head) {
+	// The SystemConfig on L1 names a new batcher: from that L1 block on, derivation reads
+	// the new one's data.
+	newBatcher := common.Address{0xba, 0x7c}
+	rcpt, err := d.L1.SetBatcher(ctx, newBatcher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := rcpt.BlockNumber.Uint64()
+	waitFor(t, time.Minute, "derivation past the batcher change", func() (bool, error) {
+		_, err := dv.NextAttributes(ctx, safe)
+		if errors.Is(err, io.EOF) || errors.Is(err, derive.ErrNotEnoughData) {
+			return dv.Origin().Number > changed, nil
+		}
+		return false, fmt.Errorf("derive: %v", err)
+	})
+	for n, b := range data.asked {
+		if want := map[bool]common.Address{true: newBatcher, false: batcher.Address}[n >= changed]; b != want {
+			t.Fatalf("L1 block %d read for batcher %s, want %s (changed at %d)", n, b, want, changed)
+		}
+	}
+	if data.asked[changed] != newBatcher {
+		t.Fatalf("L1 block %d of the change not read for the new batcher", changed)
+	}
+	var deposits, newLimit int
+	for _, b := range blocks {
+		if txs := b.Transactions(); len(txs) > 1 && txs[1].Type() == types.DepositTxType {
+			deposits++
+		}
+		if b.GasLimit() == newGasLimit {
+			newLimit++
+		}
+	}
+	if deposits != 1 || newLimit == 0 {
+		t.Fatalf("%d blocks with a user deposit, %d with the new gas limit: the L1 events did not reach the compared blocks", deposits, newLimit)
+	}
+	if m.Count("data/"+derive.DropDataMalformed) != 1 || m.Count("batch/span/accept") != 2 || m.Count("batch/span_block/accept") != int(head) {
 		t.Fatalf("counts %v", m.Counts())
 	}
-}
-
-// sameBlock compares derived attributes with the block the sequencer built from its own.
-func sameBlock(a *derive.Attributes, b *types.Block) error {
-	p := a.Payload
-	if a.Parent.Hash != b.ParentHash() {
-		return fmt.Errorf("parent %s, want %s", a.Parent.Hash, b.ParentHash())
-	}
-	if p.Timestamp != b.Time() || p.Random != b.MixDigest() || p.SuggestedFeeRecipient != b.Coinbase() || !p.NoTxPool {
-		return fmt.Errorf("header fields: ts %d/%d random %s/%s fee recipient %s/%s", p.Timestamp, b.Time(), p.Random, b.MixDigest(), p.SuggestedFeeRecipient, b.Coinbase())
-	}
-	if p.GasLimit == nil || *p.GasLimit != b.GasLimit() {
-		return fmt.Errorf("gas limit %v, want %d", p.GasLimit, b.GasLimit())
-	}
-	if p.BeaconRoot == nil || b.BeaconRoot() == nil || *p.BeaconRoot != *b.BeaconRoot() {
-		return fmt.Errorf("beacon root %v, want %v", p.BeaconRoot, b.BeaconRoot())
-	}
-	txs := b.Transactions()
-	if len(p.Transactions) != len(txs) {
-		return fmt.Errorf("%d transactions, want %d", len(p.Transactions), len(txs))
-	}
-	for i, tx := range txs {
-		enc, err := tx.MarshalBinary()
-		if err != nil {
-			return err
-		}
-		if !bytes.Equal(enc, p.Transactions[i]) {
-			return fmt.Errorf("transaction %d differs", i)
-		}
-	}
-	return nil
 }

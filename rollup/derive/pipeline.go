@@ -57,10 +57,6 @@ type Idle struct {
 	resets int
 }
 
-// SetOrigin is ignored: an Idle pipeline has read no L1 block. It is kept so existing
-// callers build; they should stop calling it.
-func (p *Idle) SetOrigin(eth.L1BlockRef) {}
-
 func (p *Idle) Step(context.Context) error { return io.EOF }
 
 func (p *Idle) Reset(context.Context) error {
@@ -155,6 +151,9 @@ func (d *Derivation) Reset(ctx context.Context, safe eth.L2BlockRef) error {
 			return NewResetError(fmt.Errorf("parent %s of L2 block %s: %w", l2.ParentHash, l2.ID(), err))
 		}
 		l2 = parent
+		if l2.L1Origin.Hash == origin.Hash {
+			continue // most L2 blocks share their origin with their parent
+		}
 		if origin, err = d.deps.L1.L1BlockRefByHash(ctx, l2.L1Origin.Hash); err != nil {
 			return NewTemporaryError(fmt.Errorf("L1 origin %s of L2 block %s: %w", l2.L1Origin, l2.ID(), err))
 		}

@@ -115,6 +115,7 @@ type Driver struct {
 	startSeq       chan startReq
 	stopSeq        chan chan stopResp
 	seqActive      chan chan bool
+	stepSig        chan struct{}
 
 	// Loop-owned state: touched only by the loop goroutine.
 	l1Head, l1Safe, l1Finalized eth.L1BlockRef
@@ -163,6 +164,7 @@ func New(cfg Config, d Deps) *Driver {
 		startSeq:       make(chan startReq),
 		stopSeq:        make(chan chan stopResp),
 		seqActive:      make(chan chan bool),
+		stepSig:        make(chan struct{}, 1),
 		ctx:            ctx, cancel: cancel,
 		stopped: make(chan struct{}),
 		queue:   payloadQueue{max: cfg.MaxQueuedPayloads},
@@ -252,6 +254,15 @@ func (s *Driver) OnL1Finalized(ctx context.Context, ref eth.L1BlockRef) error {
 // OnUnsafeL2Payload queues a payload received from a peer.
 func (s *Driver) OnUnsafeL2Payload(ctx context.Context, env *engine.ExecutionPayloadEnvelope) error {
 	return send(ctx, s, s.unsafePayloads, env)
+}
+
+// RequestStep asks the loop to step derivation now, without waiting for a backoff: a
+// supervisor gave a managed node new L1 data, or reset it.
+func (s *Driver) RequestStep() {
+	select {
+	case s.stepSig <- struct{}{}:
+	default:
+	}
 }
 
 // WithState runs fn on the loop goroutine, between events: whatever fn reads (sync
@@ -587,6 +598,9 @@ func (s *Driver) eventLoop() {
 			}
 		case fn := <-s.stateReq:
 			fn()
+		case <-s.stepSig:
+			attempts = 0
+			reqStep()
 		case resp := <-s.forceReset:
 			log.Warn("derivation pipeline reset requested")
 			resp <- s.resetPipeline(ctx)

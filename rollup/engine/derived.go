@@ -111,7 +111,7 @@ func (e *Engine) ProcessDerived(ctx context.Context, d *Derived) (eth.L2BlockRef
 // promoteSafe records ref as pending-safe and, when concluding, as local-safe and safe,
 // telling the execution client the new safe head.
 func (e *Engine) promoteSafe(ctx context.Context, ref eth.L2BlockRef, concluding bool, unsafe eth.L2BlockRef) error {
-	if concluding {
+	if concluding && !e.Interop() {
 		h := e.State()
 		fc := engine.ForkchoiceStateV1{HeadBlockHash: unsafe.Hash, SafeBlockHash: ref.Hash, FinalizedBlockHash: h.Finalized.Hash}
 		if _, err := e.c.ForkchoiceUpdated(ctx, fc, nil); err != nil {
@@ -121,7 +121,10 @@ func (e *Engine) promoteSafe(ctx context.Context, ref eth.L2BlockRef, concluding
 	e.mu.Lock()
 	e.h.PendingSafe = ref
 	if concluding {
-		e.h.LocalSafe, e.h.Safe = ref, ref
+		e.h.LocalSafe = ref
+		if !e.interop {
+			e.h.Safe = ref
+		}
 	}
 	e.mu.Unlock()
 	return nil
@@ -143,18 +146,23 @@ func (e *Engine) buildDerived(ctx context.Context, d *Derived) (eth.L2BlockRef, 
 		return eth.L2BlockRef{}, fmt.Errorf("insert derived block on %s: %w", d.Parent, err)
 	}
 	fc := e.forkchoice(ref.Hash)
-	if d.Concluding {
+	if d.Concluding && !e.Interop() {
 		fc.SafeBlockHash = ref.Hash
 	}
 	if _, err := e.c.ForkchoiceUpdated(ctx, fc, nil); err != nil {
 		return eth.L2BlockRef{}, fmt.Errorf("make derived block %s the head: %w", ref, err)
 	}
 	e.mu.Lock()
-	e.h.Unsafe, e.h.CrossUnsafe, e.h.PendingSafe = ref, ref, ref
+	e.h.Unsafe, e.h.PendingSafe = ref, ref
+	e.followUnsafeLocked(ref)
 	if d.Concluding {
-		e.h.LocalSafe, e.h.Safe = ref, ref
+		e.h.LocalSafe = ref
+		if !e.interop {
+			e.h.Safe = ref
+		}
 	}
 	e.mu.Unlock()
+	e.notifyUnsafe(ref)
 	return ref, nil
 }
 

@@ -48,6 +48,10 @@ type Engine struct {
 
 	mu sync.RWMutex
 	h  Heads
+	// interop: a supervisor decides cross-unsafe and cross-safe (see interop.go).
+	interop bool
+	// onUnsafe, set before the driver starts, hears of every new unsafe block.
+	onUnsafe func(eth.L2BlockRef)
 }
 
 // New returns an engine controller; call Init before use.
@@ -149,8 +153,10 @@ func (e *Engine) forkchoice(head common.Hash) engine.ForkchoiceStateV1 {
 
 func (e *Engine) setUnsafe(ref eth.L2BlockRef) {
 	e.mu.Lock()
-	e.h.Unsafe, e.h.CrossUnsafe = ref, ref
+	e.h.Unsafe = ref
+	e.followUnsafeLocked(ref)
 	e.mu.Unlock()
+	e.notifyUnsafe(ref)
 }
 
 // StartBuilding asks the engine to build a block on parent from attrs.
@@ -226,7 +232,8 @@ func (e *Engine) SetUnsafeHead(ctx context.Context, ref eth.L2BlockRef) error {
 		return fmt.Errorf("set unsafe head to %s: %w", ref, err)
 	}
 	e.mu.Lock()
-	e.h.Unsafe, e.h.CrossUnsafe = ref, ref
+	e.h.Unsafe = ref
+	e.followUnsafeLocked(ref)
 	if e.h.PendingSafe.Number > ref.Number {
 		e.h.PendingSafe = e.h.LocalSafe
 	}

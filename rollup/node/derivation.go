@@ -18,6 +18,7 @@ func (a derivation) Reset(ctx context.Context, safe eth.L2BlockRef) error {
 	return a.d.Reset(ctx, safe)
 }
 func (a derivation) Origin() eth.L1BlockRef { return a.d.Origin() }
+func (a derivation) SetL1Limit(n uint64)    { a.d.SetL1Limit(n) }
 func (a derivation) OnInvalidPayload()      { a.d.OnInvalidPayload() }
 
 func (a derivation) Next(ctx context.Context, safe eth.L2BlockRef) (*engine.Derived, error) {

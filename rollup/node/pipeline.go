@@ -53,6 +53,10 @@ type Pipeline struct {
 	metrics   PipelineMetrics
 	log       *slog.Logger
 
+	// managed, set in managed mode (managed.go), runs derivation for a supervisor: L1
+	// only as provided, resets without L1 reorg detection of its own, finality as told.
+	managed *managedNode
+
 	needReset bool
 	// pending holds attributes the engine has not taken yet (a temporary failure, or
 	// the deposits-only replacement of an invalid payload), tried again next step.
@@ -64,9 +68,19 @@ type Pipeline struct {
 func NewPipeline(cfg *rollup.Config, d Deriver, eng *engine.Engine, l1 L1Refs, m PipelineMetrics, log *slog.Logger) *Pipeline {
 	return &Pipeline{
 		cfg: cfg, d: d, eng: eng, l1: l1, metrics: m, log: log,
-		fin: finality.New(0), safeHeads: finality.NewSafeHeads(0),
+		fin: finality.New(finalityLookback(cfg)), safeHeads: finality.NewSafeHeads(0),
 		needReset: true,
 	}
+}
+
+// finalityLookback keeps derivation progress for 129 L1 blocks, or with AltDA for the
+// challenge and resolve windows when longer: data can be challenged that long.
+func finalityLookback(cfg *rollup.Config) int {
+	n := uint64(finality.DefaultLookback)
+	if a := cfg.AltDAConfig; a != nil && a.DAChallengeWindow+a.DAResolveWindow+1 > n {
+		n = a.DAChallengeWindow + a.DAResolveWindow + 1
+	}
+	return int(n)
 }
 
 // Reset asks for a reset; the next Step performs it, so that a failing L1 or engine
@@ -85,6 +99,9 @@ func (p *Pipeline) Origin() eth.L1BlockRef {
 }
 
 func (p *Pipeline) OnL1Finalized(ctx context.Context, l1 eth.L1BlockRef) {
+	if p.managed != nil {
+		return // the supervisor decides finality
+	}
 	p.fin.OnL1Finalized(l1)
 	if err := p.tryFinalize(ctx); err != nil {
 		p.log.Warn("failed to finalize L2 blocks", "l1_finalized", l1.ID(), "err", err)
@@ -101,7 +118,11 @@ func (p *Pipeline) FinalizedL1() eth.L1BlockRef { return p.fin.FinalizedL1() }
 
 func (p *Pipeline) Step(ctx context.Context) error {
 	if p.needReset {
-		if err := p.reset(ctx); err != nil {
+		reset := p.reset
+		if p.managed != nil {
+			reset = p.managed.resetDerivation
+		}
+		if err := reset(ctx); err != nil {
 			return err
 		}
 		p.needReset = false
@@ -109,6 +130,9 @@ func (p *Pipeline) Step(ctx context.Context) error {
 	}
 	if p.pending == nil {
 		a, err := p.d.Next(ctx, p.eng.PendingSafe())
+		if p.managed != nil {
+			err = p.managed.afterNext(err)
+		}
 		if err != nil {
 			return err
 		}
@@ -122,7 +146,9 @@ func (p *Pipeline) Step(ctx context.Context) error {
 	p.pending = nil
 	p.metrics.RecordDerived(outcome.String())
 	p.log.Debug("derived block", "block", ref.ID(), "outcome", outcome, "concluding", a.Concluding, "derived_from", a.DerivedFrom.ID())
-	if a.Concluding {
+	if a.Concluding && p.managed != nil {
+		p.managed.derived(ref, a.DerivedFrom)
+	} else if a.Concluding {
 		p.fin.OnSafe(ref, a.DerivedFrom)
 		p.safeHeads.Update(ref, a.DerivedFrom.ID())
 		if err := p.tryFinalize(ctx); err != nil {

@@ -56,7 +56,7 @@ func FindL2Heads(ctx context.Context, cfg *rollup.Config, l1 L1, l2 L2, cur Head
 	if cur.Unsafe.Number < cur.Safe.Number || cur.Safe.Number < cur.Finalized.Number {
 		return Heads{}, fmt.Errorf("%w: unsafe %d, safe %d, finalized %d out of order", ErrInconsistent, cur.Unsafe.Number, cur.Safe.Number, cur.Finalized.Number)
 	}
-	window := cfg.SeqWindowSize
+	window := lookback(cfg)
 	res := Heads{Finalized: cur.Finalized}
 	var (
 		// origin is the canonical L1 block at the height of n's origin (zero when L1 has
@@ -150,6 +150,17 @@ func FindL2Heads(ctx context.Context, cfg *rollup.Config, l1 L1, l2 L2, cur Head
 			return res, nil
 		}
 	}
+}
+
+// lookback is how far below the highest canonical origin the safe head restarts: a
+// sequencing window, or with AltDA the challenge and resolve windows when longer, since
+// data may still arrive (or be lost) that late.
+func lookback(cfg *rollup.Config) uint64 {
+	w := cfg.SeqWindowSize
+	if a := cfg.AltDAConfig; a != nil && a.DAChallengeWindow+a.DAResolveWindow > w {
+		w = a.DAChallengeWindow + a.DAResolveWindow
+	}
+	return w
 }
 
 // checkParent checks that parent and n fit together: the same origin with consecutive

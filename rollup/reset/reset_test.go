@@ -265,3 +265,17 @@ func TestWalkReadsOneL1BlockPerEpoch(t *testing.T) {
 		t.Fatalf("%d L1 reads for 7 epochs", c.calls)
 	}
 }
+
+func TestAltDAWindowsLengthenTheLookback(t *testing.T) {
+	c := newChains(40, 70)
+	cfg := c.cfg(4)
+	cfg.AltDAConfig = &rollup.AltDAConfig{DAChallengeWindow: 6, DAResolveWindow: 4}
+	tip := c.l2List[69]
+	got, err := FindL2Heads(context.Background(), cfg, c, c, Heads{Unsafe: tip, Safe: tip, Finalized: c.l2List[0]}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := expectSafe(c, tip, tip, c.l2List[0], 10); got.Safe != want {
+		t.Fatalf("safe %d, want %d (a window of 10)", got.Safe.Number, want.Number)
+	}
+}

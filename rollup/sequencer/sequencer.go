@@ -79,10 +79,10 @@ type Sequencer struct {
 	rcfg     *rollup.Config
 	receipts rollup.L1ReceiptsFetcher
 	engine   Engine
-	origins *OriginSelector
-	clock   clock.Clock
-	log     *slog.Logger
-	metrics Metrics
+	origins  *OriginSelector
+	clock    clock.Clock
+	log      *slog.Logger
+	metrics  Metrics
 
 	building *job
 	retryAt  time.Time

@@ -174,6 +174,8 @@ type Chain struct {
 	// MaxTxs bounds each block's user transactions; EpochEvery blocks share an origin.
 	MaxTxs     int
 	EpochEvery int
+	// Jovian writes the Jovian L1-info deposit instead of the Isthmus one.
+	Jovian bool
 }
 
 // L1Hash is the fake L1 hash Blocks uses for origin number n.
@@ -208,7 +210,11 @@ func (g *Gen) Blocks(c Chain, n int) []*types.Block {
 		time := c.GenesisTime + number*c.BlockTime
 		info := rollup.L1BlockInfo{Number: origin, Time: 1000 + origin*12, BaseFee: big.NewInt(7), BlockHash: L1Hash(origin),
 			SequenceNumber: seq, BlobBaseFee: big.NewInt(1), BaseFeeScalar: 1368, BlobBaseFeeScalar: 810949}
-		data, err := info.MarshalIsthmus()
+		marshal := info.MarshalIsthmus
+		if c.Jovian {
+			marshal = info.MarshalJovian
+		}
+		data, err := marshal()
 		if err != nil {
 			panic(err)
 		}

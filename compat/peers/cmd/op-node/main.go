@@ -1,0 +1,50 @@
+// Command op-node is op-node v1.16.13's rollup node command, built from the module's
+// packages as its own main does (flags, config, node), without the subcommands the
+// harness does not use. The peers harness runs it as a separate process.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	opnode "github.com/ethereum-optimism/optimism/op-node"
+	"github.com/ethereum-optimism/optimism/op-node/flags"
+	"github.com/ethereum-optimism/optimism/op-node/metrics"
+	"github.com/ethereum-optimism/optimism/op-node/node"
+	"github.com/ethereum-optimism/optimism/op-service/cliapp"
+	"github.com/ethereum-optimism/optimism/op-service/ctxinterrupt"
+	oplog "github.com/ethereum-optimism/optimism/op-service/log"
+	"github.com/ethereum/go-ethereum/log"
+	"github.com/urfave/cli/v2"
+)
+
+const version = "v1.16.13"
+
+func main() {
+	oplog.SetupDefaults()
+	app := cli.NewApp()
+	app.Version = version
+	app.Flags = cliapp.ProtectFlags(flags.Flags)
+	app.Name = "op-node"
+	app.Action = cliapp.LifecycleCmd(rollupNodeMain)
+	ctx := ctxinterrupt.WithSignalWaiterMain(context.Background())
+	if err := app.RunContext(ctx, os.Args); err != nil {
+		log.Crit("Application failed", "message", err)
+	}
+}
+
+func rollupNodeMain(ctx *cli.Context, closeApp context.CancelCauseFunc) (cliapp.Lifecycle, error) {
+	logger := oplog.NewLogger(oplog.AppOut(ctx), oplog.ReadCLIConfig(ctx))
+	oplog.SetGlobalLogHandler(logger.Handler())
+	cfg, err := opnode.NewConfig(ctx, logger)
+	if err != nil {
+		return nil, fmt.Errorf("unable to create the rollup node config: %w", err)
+	}
+	cfg.Cancel = closeApp
+	n, err := node.New(ctx.Context, cfg, logger, version, metrics.NewMetrics("default", nil), nil)
+	if err != nil {
+		return nil, fmt.Errorf("unable to create the rollup node: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,277 @@
+package devnet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/opkit/opkit/batcher"
+	"github.com/opkit/opkit/eth"
+	"github.com/opkit/opkit/interop"
+	"github.com/opkit/opkit/interop/supervisor"
+	"github.com/opkit/opkit/rollup"
+	"github.com/opkit/opkit/rollup/clock"
+	"github.com/opkit/opkit/rollup/derive"
+	"github.com/opkit/opkit/rollup/driver"
+	"github.com/opkit/opkit/rollup/l1"
+	"github.com/opkit/opkit/rollup/node"
+)
+
+// InteropConfig configures an interop devnet: one dev L1, one L2 chain per chain ID, each
+// with an op-geth, an opkit node in managed mode and a batcher posting calldata, and an
+// opkit supervisor managing every node.
+type InteropConfig struct {
+	// DataDir holds each part's files (secrets, the dependency set, the supervisor's
+	// database); empty: a temporary directory removed on Close. The chains themselves are
+	// kept in memory.
+	DataDir string
+	// ChainIDs of the L2 chains; default 901 and 902.
+	ChainIDs  []uint64
+	L1ChainID uint64
+	// L1BlockTime seals an L1 block every period; default 2s.
+	L1BlockTime time.Duration
+	// L2BlockTime in seconds; default 2.
+	L2BlockTime uint64
+	// NoSupervisor leaves the nodes waiting for an external supervisor.
+	NoSupervisor bool
+	// SequencerL1Confs keeps L1 origins this far below the L1 head.
+	SequencerL1Confs uint64
+	// MaxChannelDuration of each batcher, in L1 blocks; default 2.
+	MaxChannelDuration uint64
+	L1PollInterval     time.Duration
+	Clock              clock.Clock
+	Logger             *slog.Logger
+}
+
+// InteropChain is one L2 chain of an interop devnet.
+type InteropChain struct {
+	ID        interop.ChainID
+	L2        *L2
+	Node      *node.Node
+	Batcher   *batcher.Batcher
+	Rollup    *rollup.Config
+	L2Genesis *core.Genesis
+	// Secret authenticates a supervisor to the node's managed endpoint; SecretPath is
+	// the file it is kept in (0x-hex).
+	Secret     interop.Secret
+	SecretPath string
+}
+
+// InteropDevnet is a running interop devnet.
+type InteropDevnet struct {
+	cfg        InteropConfig
+	L1         *L1
+	Chains     []*InteropChain
+	Supervisor *supervisor.Supervisor
+	// DependencySetPath is the dependency set the supervisor was started with.
+	DependencySetPath string
+	tmp               string
+	sources           []*l1.Source
+}
+
+// StartInterop starts an interop devnet.
+func StartInterop(ctx context.Context, cfg InteropConfig) (*InteropDevnet, error) {
+	if len(cfg.ChainIDs) == 0 {
+		cfg.ChainIDs = []uint64{901, 902}
+	}
+	if cfg.L1BlockTime == 0 {
+		cfg.L1BlockTime = 2 * time.Second
+	}
+	if cfg.MaxChannelDuration == 0 {
+		cfg.MaxChannelDuration = 2
+	}
+	if cfg.L1PollInterval == 0 {
+		cfg.L1PollInterval = 250 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	d := &InteropDevnet{cfg: cfg}
+	ok := false
+	defer func() {
+		if !ok {
+			d.Close()
+		}
+	}()
+	if cfg.DataDir == "" {
+		dir, err := os.MkdirTemp("", "opkit-interop-")
+		if err != nil {
+			return nil, fmt.Errorf("interop devnet: %w", err)
+		}
+		d.tmp, d.cfg.DataDir = dir, dir
+	}
+	var err error
+	d.L1, err = StartL1(L1Config{ChainID: cfg.L1ChainID, BlockTime: cfg.L1BlockTime, Accounts: 2 + len(cfg.ChainIDs), Logger: cfg.Logger.With("system", "l1")})
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]interop.ChainID, 0, len(cfg.ChainIDs))
+	for i, id := range cfg.ChainIDs {
+		c, err := d.startChain(ctx, i, id)
+		if err != nil {
+			return nil, fmt.Errorf("chain %d: %w", id, err)
+		}
+		ids = append(ids, c.ID)
+	}
+	deps := interop.NewDependencySet(ids...)
+	data, err := json.MarshalIndent(deps, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode dependency set: %w", err)
+	}
+	d.DependencySetPath = filepath.Join(d.cfg.DataDir, "dependency-set.json")
+	if err := os.WriteFile(d.DependencySetPath, data, 0o644); err != nil {
+		return nil, fmt.Errorf("write dependency set: %w", err)
+	}
+	if !cfg.NoSupervisor {
+		nodes := make([]supervisor.NodeConfig, 0, len(d.Chains))
+		for _, c := range d.Chains {
+			nodes = append(nodes, supervisor.NodeConfig{Endpoint: c.Node.InteropEndpoint(), Secret: c.Secret})
+		}
+		d.Supervisor, err = supervisor.New(supervisor.Config{
+			L1RPC: d.L1.HTTPEndpoint(), Nodes: nodes, DependencySet: deps, DataDir: d.cfg.DataDir,
+			L1PollInterval: cfg.L1PollInterval, ReassertInterval: 2 * time.Second,
+			Logger: cfg.Logger.With("system", "supervisor"),
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	return d, nil
+}
+
+// startChain plans chain id on the L1 genesis, with interop from genesis, and starts its
+// execution client, node and batcher. Chain i's batcher posts with L1 dev account 2+i.
+func (d *InteropDevnet) startChain(ctx context.Context, i int, id uint64) (*InteropChain, error) {
+	cfg := d.cfg
+	batcherKey := d.L1.Accounts()[2+i].Key
+	g, rcfg, err := PlanL2(ChainPlan{
+		L1Origin: d.L1.Backend().BlockChain().Genesis().Header(), L1ChainID: d.L1.ChainConfig().ChainID.Uint64(),
+		L2ChainID: id, BlockTime: cfg.L2BlockTime, Batcher: d.L1.Accounts()[2+i].Address, Interop: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c := &InteropChain{ID: interop.ChainID(id), Rollup: rcfg, L2Genesis: g}
+	dir := filepath.Join(d.cfg.DataDir, strconv.FormatUint(id, 10))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := rollup.WriteConfig(filepath.Join(dir, rollupFile), rcfg); err != nil {
+		return nil, err
+	}
+	c.SecretPath = filepath.Join(dir, "interop-jwt.hex")
+	if c.Secret, err = interop.LoadOrCreateSecret(c.SecretPath); err != nil {
+		return nil, err
+	}
+	c.L2, err = StartL2(L2Config{Genesis: g, Logger: cfg.Logger.With("system", "l2", "chain", id)})
+	if err != nil {
+		return nil, err
+	}
+	// Kept from here on, so that Close stops whatever did start.
+	d.Chains = append(d.Chains, c)
+	src, err := l1.Dial(ctx, d.L1.HTTPEndpoint(), l1.Config{})
+	if err != nil {
+		return nil, err
+	}
+	d.sources = append(d.sources, src)
+	c.Node, err = node.Start(ctx, node.Config{
+		Rollup: rcfg, L1ChainConfig: d.L1.ChainConfig(),
+		L1URL: d.L1.HTTPEndpoint(), L2EngineURL: c.L2.EngineEndpoint(), JWTSecret: c.L2.JWTSecret(),
+		Driver:           driver.Config{SequencerEnabled: true},
+		SequencerL1Confs: cfg.SequencerL1Confs, MetricsDisabled: true,
+		Data:           CalldataSource(src, rcfg),
+		Interop:        &node.InteropConfig{Secret: c.Secret},
+		L1PollInterval: cfg.L1PollInterval, Clock: cfg.Clock,
+		Log: cfg.Logger.With("system", "node", "chain", id),
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.Batcher, err = batcher.New(ctx, batcher.Config{
+		L1URL: d.L1.HTTPEndpoint(), L2URL: c.L2.HTTPEndpoint(), RollupURL: c.Node.RPCEndpoint(), Key: batcherKey,
+		DAType: batcher.DACalldata, MaxChannelDuration: cfg.MaxChannelDuration, SubSafetyMargin: 10, TargetNumFrames: 1,
+		MaxL1TxSize: 120_000, Compression: "zlib", NumConfirmations: 1,
+		ResubmissionTimeout: 24 * time.Second, NetworkTimeout: 10 * time.Second,
+		ReceiptInterval: 200 * time.Millisecond, PollInterval: cfg.L1PollInterval, MaxPendingTx: 4,
+		FeeLimitMultiplier: 5, WaitNodeSync: true, RPCAddr: "127.0.0.1",
+		Log: cfg.Logger.With("system", "batcher", "chain", id),
+	}, batcher.DefaultCodec())
+	if err != nil {
+		return nil, fmt.Errorf("batcher: %w", err)
+	}
+	if err := c.Batcher.Start(); err != nil {
+		return nil, fmt.Errorf("batcher: %w", err)
+	}
+	return c, nil
+}
+
+// Close stops the supervisor, then each chain's batcher, node and execution client, then
+// L1.
+func (d *InteropDevnet) Close() error {
+	var errs []error
+	if d.Supervisor != nil {
+		errs = append(errs, d.Supervisor.Close())
+	}
+	for _, c := range d.Chains {
+		if c.Batcher != nil {
+			errs = append(errs, c.Batcher.Close())
+		}
+		if c.Node != nil {
+			errs = append(errs, c.Node.Close())
+		}
+		if c.L2 != nil {
+			errs = append(errs, c.L2.Close())
+		}
+	}
+	for _, s := range d.sources {
+		s.Close()
+	}
+	if d.L1 != nil {
+		errs = append(errs, d.L1.Close())
+	}
+	if d.tmp != "" {
+		errs = append(errs, os.RemoveAll(d.tmp))
+	}
+	return errors.Join(errs...)
+}
+
+// calldataSource reads batcher data posted as calldata to the chain's batch inbox.
+type calldataSource struct {
+	l1     *l1.Source
+	inbox  common.Address
+	signer types.Signer
+}
+
+// CalldataSource is the derivation data source of a chain whose batcher posts calldata.
+func CalldataSource(src *l1.Source, cfg *rollup.Config) derive.DataSource {
+	return calldataSource{l1: src, inbox: cfg.BatchInboxAddress, signer: types.LatestSignerForChainID(cfg.L1ChainID)}
+}
+
+func (s calldataSource) TxData(ctx context.Context, ref eth.L1BlockRef, batcherAddr common.Address) ([][]byte, error) {
+	_, txs, err := s.l1.InfoAndTxsByHash(ctx, ref.Hash)
+	if err != nil {
+		return nil, fmt.Errorf("transactions of L1 block %s: %w", ref.ID(), err)
+	}
+	var out [][]byte
+	for _, tx := range txs {
+		if tx.To() == nil || *tx.To() != s.inbox || tx.Type() == types.BlobTxType {
+			continue
+		}
+		if from, err := types.Sender(s.signer, tx); err != nil || from != batcherAddr {
+			continue
+		}
+		out = append(out, tx.Data())
+	}
+	return out, nil
+}
