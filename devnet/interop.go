@@ -275,3 +275,47 @@ func (s calldataSource) TxData(ctx context.Context, ref eth.L1BlockRef, batcherA
 	}
 	return out, nil
 }
+
+// Done is closed when any chain's node stops, by Close or by a critical error.
+func (d *InteropDevnet) Done() <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cases := make([]<-chan struct{}, 0, len(d.Chains))
+		for _, c := range d.Chains {
+			cases = append(cases, c.Node.Done())
+		}
+		firstClosed(cases)
+	}()
+	return done
+}
+
+// Err is the critical error of the first node that stopped on one.
+func (d *InteropDevnet) Err() error {
+	for _, c := range d.Chains {
+		if err := c.Node.Err(); err != nil {
+			return fmt.Errorf("chain %s: %w", c.ID, err)
+		}
+	}
+	return nil
+}
+
+// firstClosed returns once any of chs is closed.
+func firstClosed(chs []<-chan struct{}) {
+	first := make(chan struct{})
+	stop := make(chan struct{})
+	defer close(stop)
+	for _, ch := range chs {
+		go func() {
+			select {
+			case <-ch:
+				select {
+				case first <- struct{}{}:
+				case <-stop:
+				}
+			case <-stop:
+			}
+		}()
+	}
+	<-first
+}

@@ -16,8 +16,11 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/opkit/opkit/devnet"
+	"github.com/opkit/opkit/interop"
 	"github.com/opkit/opkit/rollup"
+	"github.com/opkit/opkit/rollup/derive"
 	"github.com/opkit/opkit/rollup/driver"
+	"github.com/opkit/opkit/rollup/l1"
 	"github.com/opkit/opkit/rollup/node"
 )
 
@@ -47,6 +50,9 @@ func nodeCommand() *cli.Command {
 			&cli.StringFlag{Name: "altda.da-server", Usage: "AltDA server URL the commitments' data is fetched from", EnvVars: envVars(cmd, "altda.da-server")},
 			&cli.DurationFlag{Name: "l1.timeout", Value: 10 * time.Second, Usage: "deadline of every L1 call", EnvVars: envVars(cmd, "l1.timeout")},
 			&cli.DurationFlag{Name: "l2.timeout", Value: 10 * time.Second, Usage: "deadline of every execution-client call", EnvVars: envVars(cmd, "l2.timeout")},
+			&cli.StringFlag{Name: "interop.rpc.addr", Usage: "serve the supervisor's managed-node protocol (websocket and HTTP) on this address: managed mode, for chains with interop_time at genesis; empty: off", EnvVars: envVars(cmd, "interop.rpc.addr")},
+			&cli.IntFlag{Name: "interop.rpc.port", Value: 9645, Usage: "managed-node protocol port (0 picks a free port)", EnvVars: envVars(cmd, "interop.rpc.port")},
+			&cli.StringFlag{Name: "interop.jwt-secret", Usage: "file holding the supervisor's JWT secret (32 bytes hex); created, mode 0600, when missing; required with --interop.rpc.addr", EnvVars: envVars(cmd, "interop.jwt-secret")},
 			&cli.DurationFlag{Name: "health.stall-timeout", Value: 30 * time.Second, Usage: "/health answers 503 once derivation, the sequencer or L1 polling has failed for this long", EnvVars: envVars(cmd, "health.stall-timeout")},
 		},
 		Action: runNode,
@@ -59,7 +65,7 @@ func runNode(c *cli.Context) error {
 			return fmt.Errorf("--%s: required", name)
 		}
 	}
-	for _, name := range []string{"rpc.port", "metrics.port"} {
+	for _, name := range []string{"rpc.port", "metrics.port", "interop.rpc.port"} {
 		if p := c.Int(name); p < 0 || p > 65535 {
 			return fmt.Errorf("--%s: %d is not a port", name, p)
 		}
@@ -87,6 +93,20 @@ func runNode(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("--l1.chain-config: %w", err)
 	}
+	interopCfg, err := interopConfig(c)
+	if err != nil {
+		return err
+	}
+	var data derive.DataSource
+	if interopCfg != nil {
+		// Managed mode reports derivation to the supervisor, so it needs L1 data now.
+		src, err := l1.Dial(c.Context, c.String("l1"), l1.Config{Timeout: c.Duration("l1.timeout")})
+		if err != nil {
+			return fmt.Errorf("--l1: %w", err)
+		}
+		defer src.Close()
+		data = devnet.CalldataSource(src, rcfg)
+	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	log := slog.Default()
@@ -105,12 +125,16 @@ func runNode(c *cli.Context) error {
 		RPCAddr:          c.String("rpc.addr"), RPCPort: c.Int("rpc.port"),
 		MetricsAddr: c.String("metrics.addr"), MetricsPort: c.Int("metrics.port"),
 		L1PollInterval: c.Duration("l1.poll-interval"), StatusInterval: c.Duration("status-interval"),
+		Interop: interopCfg, Data: data,
 		Log: log, Version: versionString(),
 	})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "rollup node JSON-RPC: %s\nmetrics: %s/metrics\nhealth: %s/health\n", n.RPCEndpoint(), n.MetricsEndpoint(), n.MetricsEndpoint())
+	if interopCfg != nil {
+		fmt.Fprintf(c.App.Writer, "managed-node endpoint: %s (JWT secret in %s)\n", n.InteropEndpoint(), c.String("interop.jwt-secret"))
+	}
 	return waitAndClose(ctx, log, "rollup node", n.Done, n.Err, n.Close)
 }
 
@@ -172,4 +196,24 @@ func l1ChainConfig(path string, chainID *big.Int) (*params.ChainConfig, error) {
 		return nil, fmt.Errorf("%s is for chain %v, the rollup's L1 is %v", path, cfg.ChainID, chainID)
 	}
 	return &cfg, nil
+}
+
+// interopConfig is managed mode as the --interop.* flags ask for it, or nil when
+// --interop.rpc.addr is empty. The JWT secret file is created when it does not exist.
+func interopConfig(c *cli.Context) (*node.InteropConfig, error) {
+	addr, path := c.String("interop.rpc.addr"), c.String("interop.jwt-secret")
+	if addr == "" {
+		if path != "" {
+			return nil, fmt.Errorf("--interop.jwt-secret: only with --interop.rpc.addr")
+		}
+		return nil, nil
+	}
+	if path == "" {
+		return nil, fmt.Errorf("--interop.jwt-secret: required with --interop.rpc.addr")
+	}
+	secret, err := interop.LoadOrCreateSecret(path)
+	if err != nil {
+		return nil, fmt.Errorf("--interop.jwt-secret: %w", err)
+	}
+	return &node.InteropConfig{Addr: addr, Port: c.Int("interop.rpc.port"), Secret: secret}, nil
 }
