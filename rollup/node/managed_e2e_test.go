@@ -167,8 +167,11 @@ func TestManagedNodesUnderSupervisor(t *testing.T) {
 	}
 	inbox := interop.CrossL2Inbox
 	execRcpt := b.send(&inbox, devnet.ValidateMessageCalldata(id, interop.PayloadHash(initLog)))
-	if len(execRcpt.Logs) != 1 || execRcpt.Logs[0].Topics[0] != interop.ExecutingMessageTopic {
-		t.Fatalf("the inbox did not emit an ExecutingMessage: %+v", execRcpt.Logs)
+	if len(execRcpt.Logs) != 1 {
+		t.Fatalf("the inbox emitted %d logs", len(execRcpt.Logs))
+	}
+	if m, err := interop.DecodeExecutingMessage(execRcpt.Logs[0]); err != nil || m.Identifier != id || m.PayloadHash != interop.PayloadHash(initLog) {
+		t.Fatalf("the inbox emitted %+v (%v), want the message %+v", m, err, id)
 	}
 	execNum := execRcpt.BlockNumber.Uint64()
 	b.waitCrossSafe(execNum, 180*time.Second)
