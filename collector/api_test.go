@@ -20,7 +20,7 @@ import (
 func TestGetterAPI(t *testing.T) {
 	t.Parallel()
 	hot, _ := startHot(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	load := devnet.NewLoad(hot, devnet.LoadConfig{TxsPerBlock: 8, Seed: 8})
 	if err := load.MineBlocks(ctx, 3); err != nil {

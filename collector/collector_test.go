@@ -36,7 +36,7 @@ func dial(t testing.TB, url string) *rpc.Client {
 // verifyRange replays blocks from..to over the collector's API alone.
 func verifyRange(t testing.TB, url string, from, to uint64) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	v, err := verify.New(ctx, url)
 	if err != nil {
@@ -106,13 +106,13 @@ func checkNoLeak(t testing.TB, st *store.Store) {
 func TestCollectorAgainstArchive(t *testing.T) {
 	t.Parallel()
 	ch := startChains(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	load := devnet.NewLoad(ch.hot, devnet.LoadConfig{TxsPerBlock: 32, Seed: 7})
+	load := devnet.NewLoad(ch.hot, devnet.LoadConfig{TxsPerBlock: 24, Seed: 7})
 	c := newCollector(t, ch.hot.HTTPEndpoint(), t.TempDir(), 1000)
 	defer closeCollector(t, c)
 	srv := startServer(t, c)
-	const blocks = 16
+	const blocks = 12
 	for i := 0; i < blocks; i++ {
 		if _, err := load.MineBlock(ctx); err != nil {
 			t.Fatal(err)

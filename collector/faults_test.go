@@ -64,7 +64,7 @@ func (f *flakyClient) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func TestTransientErrorsAreNotGaps(t *testing.T) {
 	t.Parallel()
 	hot, _ := startHot(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	load := devnet.NewLoad(hot, devnet.LoadConfig{TxsPerBlock: 12, Seed: 12})
 	if err := load.MineBlocks(ctx, 8); err != nil {

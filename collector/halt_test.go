@@ -111,7 +111,7 @@ func (l *lyingClient) forge(w http.ResponseWriter, body []byte) {
 func TestMismatchHaltsLoudly(t *testing.T) {
 	t.Parallel()
 	hot, _ := startHot(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	load := devnet.NewLoad(hot, devnet.LoadConfig{TxsPerBlock: 4, Seed: 6})
 	if err := load.MineBlocks(ctx, 6); err != nil {

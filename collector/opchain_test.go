@@ -132,7 +132,7 @@ func storageKeys(t testing.TB, ctx context.Context, arch *rpc.Client, addr commo
 func TestCollectorFollowsOPChain(t *testing.T) {
 	t.Parallel()
 	ch := startOPChains(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	const (
 		window = 5

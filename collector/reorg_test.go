@@ -21,7 +21,7 @@ import (
 func TestReorgDropsOrphansAndCollectsNewBranch(t *testing.T) {
 	t.Parallel()
 	hot, _ := startHot(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	load := devnet.NewLoad(hot, devnet.LoadConfig{TxsPerBlock: 12, Seed: 4})
 	c := newCollector(t, hot.HTTPEndpoint(), t.TempDir(), 100)
@@ -90,7 +90,7 @@ func TestReorgDropsOrphansAndCollectsNewBranch(t *testing.T) {
 func TestRestartResumesAndReportsGap(t *testing.T) {
 	t.Parallel()
 	hot, _ := startHot(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	load := devnet.NewLoad(hot, devnet.LoadConfig{TxsPerBlock: 2, Seed: 5})
 	dir := t.TempDir()

@@ -34,8 +34,8 @@ type Config struct {
 	// L2BlockTime in seconds; default 2.
 	L2BlockTime uint64
 	// Ports; zero picks free ones.
-	L1Port, L2Port, L2AuthPort, NodeRPCPort, NodeMetricsPort int
-	NodeMetricsDisabled                                      bool
+	L1Port, L1BeaconPort, L2Port, L2AuthPort, NodeRPCPort, NodeMetricsPort int
+	NodeMetricsDisabled                                                    bool
 	// SequencerL1Confs keeps L1 origins this far below the L1 head.
 	SequencerL1Confs uint64
 	// SequencerStopped starts the node with its sequencer stopped.
@@ -96,7 +96,7 @@ func Start(ctx context.Context, cfg Config) (*Devnet, error) {
 	var err error
 	d.L1, err = StartL1(L1Config{
 		DataDir: d.sub("l1"), ChainID: cfg.L1ChainID, BlockTime: cfg.L1BlockTime, Scheme: cfg.L1Scheme,
-		Port: cfg.L1Port, Logger: cfg.Logger.With("system", "l1"),
+		Port: cfg.L1Port, BeaconPort: cfg.L1BeaconPort, Logger: cfg.Logger.With("system", "l1"),
 	})
 	if err != nil {
 		return nil, err

@@ -30,6 +30,7 @@ func devnetCommand() *cli.Command {
 			&cli.DurationFlag{Name: "l1.block-time", Value: 2 * time.Second, Usage: "L1 block period", EnvVars: envVars(cmd, "l1.block-time")},
 			&cli.Uint64Flag{Name: "l1.chain-id", Value: 900, Usage: "L1 chain ID of a new devnet", EnvVars: envVars(cmd, "l1.chain-id")},
 			&cli.IntFlag{Name: "l1.port", Value: 8545, Usage: "L1 JSON-RPC port (HTTP and websocket; 0 picks a free port)", EnvVars: envVars(cmd, "l1.port")},
+			&cli.IntFlag{Name: "l1.beacon-port", Value: 5052, Usage: "L1 beacon API port, serving the blobs of sealed blocks (0 picks a free port)", EnvVars: envVars(cmd, "l1.beacon-port")},
 			&cli.StringFlag{Name: "l1.scheme", Value: string(devnet.HashArchive), Usage: "L1 state scheme: hash (archive) or path", EnvVars: envVars(cmd, "l1.scheme")},
 			&cli.Uint64Flag{Name: "l2.chain-id", Value: 901, Usage: "L2 chain ID of a new devnet", EnvVars: envVars(cmd, "l2.chain-id")},
 			&cli.Uint64Flag{Name: "l2.block-time", Value: 2, Usage: "L2 block time in seconds, for a new devnet", EnvVars: envVars(cmd, "l2.block-time")},
@@ -73,7 +74,7 @@ func runDevnet(c *cli.Context) error {
 	if c.Uint64("l1.chain-id") == c.Uint64("l2.chain-id") {
 		return fmt.Errorf("--l2.chain-id: must differ from --l1.chain-id")
 	}
-	for _, name := range []string{"l1.port", "l2.port", "l2.auth-port", "rpc.port", "metrics.port", "batcher.rpc.port",
+	for _, name := range []string{"l1.port", "l1.beacon-port", "l2.port", "l2.auth-port", "rpc.port", "metrics.port", "batcher.rpc.port",
 		"batcher.metrics.port", "da-server.port", "collector.port", "collector.metrics.port"} {
 		if p := c.Int(name); p < 0 || p > 65535 {
 			return fmt.Errorf("--%s: %d is not a port", name, p)
@@ -91,7 +92,7 @@ func runDevnet(c *cli.Context) error {
 		DataDir: dir, L1BlockTime: c.Duration("l1.block-time"), L1ChainID: c.Uint64("l1.chain-id"),
 		L1Scheme: devnet.StateScheme(c.String("l1.scheme")), L2ChainID: c.Uint64("l2.chain-id"),
 		L2BlockTime: c.Uint64("l2.block-time"),
-		L1Port:      c.Int("l1.port"), L2Port: c.Int("l2.port"), L2AuthPort: c.Int("l2.auth-port"),
+		L1Port:      c.Int("l1.port"), L1BeaconPort: c.Int("l1.beacon-port"), L2Port: c.Int("l2.port"), L2AuthPort: c.Int("l2.auth-port"),
 		NodeRPCPort: c.Int("rpc.port"), NodeMetricsPort: c.Int("metrics.port"),
 		SequencerL1Confs: c.Uint64("sequencer.l1-confs"),
 		StatusInterval:   c.Duration("status-interval"),

@@ -9,11 +9,13 @@ import (
 	"github.com/ethereum-optimism/optimism/op-node/rollup/derive"
 	opeth "github.com/ethereum-optimism/optimism/op-service/eth"
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/ethclient"
 
 	"github.com/opkit/opkit/compat/peers"
 	"github.com/opkit/opkit/devnet"
+	opkitrollup "github.com/opkit/opkit/rollup"
 )
 
 // buildPeers builds op-node and op-batcher (or finds them built) before a test starts its
@@ -148,6 +150,15 @@ func TestOpNodeDerivesOpkitChain(t *testing.T) {
 	t.Logf("op-node derived %d blocks (calldata up to %d, then blobs)", vst.SafeL2.Number, lastCalldata)
 }
 
+// sequencedChain is a running L1 and a sequencer whose chain a test checks.
+type sequencedChain struct {
+	l1        *devnet.L1
+	rollup    *opkitrollup.Config
+	genesis   *core.Genesis
+	rollupRPC string // the sequencer's rollup node
+	l2RPC     string // the sequencer's execution client
+}
+
 // TestOpNodeDerivesDepositsAndConfigUpdates: with op-node v1.16.13 as the sequencer and
 // another as the verifier, deposits made at the dev L1's portal stand-in (a plain transfer
 // and a depositTransaction call) and SystemConfig updates (gas limit, then a new batcher
@@ -166,17 +177,42 @@ func TestOpNodeDerivesDepositsAndConfigUpdates(t *testing.T) {
 		t.Fatal(err)
 	}
 	sequencer := startOpNode(ctx, t, peers.OpNodeConfig{L1: l1, Rollup: rcfg, L2Genesis: genesis, Sequencer: true})
-	verifier := startOpNode(ctx, t, peers.OpNodeConfig{L1: l1, Rollup: rcfg, L2Genesis: genesis})
-	seq := dialRollup(ctx, t, sequencer.RPCEndpoint())
-	ver := dialRollup(ctx, t, verifier.RPCEndpoint())
-	first := startBatcher(ctx, t, peers.BatcherConfig{L1: l1, L2RPC: sequencer.L2.HTTPEndpoint(), RollupRPC: sequencer.RPCEndpoint()})
+	checkDepositsAndConfigUpdates(ctx, t, sequencedChain{l1: l1, rollup: rcfg, genesis: genesis,
+		rollupRPC: sequencer.RPCEndpoint(), l2RPC: sequencer.L2.HTTPEndpoint()})
+}
 
+// TestOpNodeDerivesOpkitDepositsAndConfigUpdates: the same with opkit's sequencer, which
+// builds each block with its L1 origin's deposits and system config.
+func TestOpNodeDerivesOpkitDepositsAndConfigUpdates(t *testing.T) {
+	buildPeers(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	d, err := devnet.Start(ctx, devnet.Config{L1BlockTime: time.Second, L2BlockTime: 1, NodeMetricsDisabled: true,
+		L1PollInterval: 100 * time.Millisecond, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	checkDepositsAndConfigUpdates(ctx, t, sequencedChain{l1: d.L1, rollup: d.Rollup, genesis: d.L2Genesis,
+		rollupRPC: d.Node.RPCEndpoint(), l2RPC: d.L2.HTTPEndpoint()})
+}
+
+// checkDepositsAndConfigUpdates starts op-batcher and an op-node verifier on c, makes two
+// deposits, a gas-limit update and a batcher change (moving op-batcher to the new key),
+// and checks that the verifier's safe chain is the sequencer's, holds the deposits, and
+// carries in every block its L1 origin's gas limit and batcher.
+func checkDepositsAndConfigUpdates(ctx context.Context, t *testing.T, c sequencedChain) {
+	l1 := c.l1
+	verifier := startOpNode(ctx, t, peers.OpNodeConfig{L1: l1, Rollup: c.rollup, L2Genesis: c.genesis})
+	seq := dialRollup(ctx, t, c.rollupRPC)
+	ver := dialRollup(ctx, t, verifier.RPCEndpoint())
+	first := startBatcher(ctx, t, peers.BatcherConfig{L1: l1, L2RPC: c.l2RPC, RollupRPC: c.rollupRPC})
 	user := l1.Accounts()[7]
 	bridged, err := l1.BridgeETH(ctx, user, big.NewInt(2e18))
 	if err != nil {
 		t.Fatal(err)
 	}
-	call := devnet.Deposit{To: common.Address{0x42}, Mint: big.NewInt(7), Value: big.NewInt(7), GasLimit: 200_000, Data: []byte("to L2")}
+	call := devnet.Deposit{To: common.HexToAddress("0x000000000000000000000000000000000000a7a7"), Mint: big.NewInt(7), Value: big.NewInt(7), GasLimit: 200_000, Data: []byte("to L2")}
 	called, err := l1.SendDeposit(ctx, user, call)
 	if err != nil {
 		t.Fatal(err)
@@ -202,7 +238,7 @@ func TestOpNodeDerivesDepositsAndConfigUpdates(t *testing.T) {
 		t.Fatal(err)
 	}
 	lastByFirst := st.UnsafeL2.Number
-	startBatcher(ctx, t, peers.BatcherConfig{L1: l1, L2RPC: sequencer.L2.HTTPEndpoint(), RollupRPC: sequencer.RPCEndpoint(), Key: newBatcher.Key})
+	startBatcher(ctx, t, peers.BatcherConfig{L1: l1, L2RPC: c.l2RPC, RollupRPC: c.rollupRPC, Key: newBatcher.Key})
 	// The verifier's safe head passes every block the first batcher could have posted, and
 	// reaches an origin after the batcher change.
 	vst, err := ver.WaitFor(ctx, "safe head past the batcher change", func(s *opeth.SyncStatus) bool {
@@ -235,13 +271,17 @@ func TestOpNodeDerivesDepositsAndConfigUpdates(t *testing.T) {
 			t.Fatalf("deposit %d: status %d in block %d, safe %d", i, rcpt.Status, rcpt.BlockNumber, vst.SafeL2.Number)
 		}
 	}
-	bal, err := l2.BalanceAt(ctx, call.To, nil)
-	if err != nil || bal.Cmp(call.Value) != 0 {
-		t.Fatalf("deposit target holds %v, %v", bal, err)
+	before, err := l2.BalanceAt(ctx, call.To, big.NewInt(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := l2.BalanceAt(ctx, call.To, new(big.Int).SetUint64(vst.SafeL2.Number))
+	if err != nil || new(big.Int).Sub(after, before).Cmp(call.Value) != 0 {
+		t.Fatalf("deposit target went from %v to %v, %v", before, after, err)
 	}
 
 	// Gas limit and batcher: each block carries the config of its L1 origin.
-	theirs := opNodeConfig(t, rcfg)
+	theirs := opNodeConfig(t, c.rollup)
 	for n := uint64(1); n <= vst.SafeL2.Number; n++ {
 		block, err := l2.BlockByNumber(ctx, new(big.Int).SetUint64(n))
 		if err != nil {
@@ -251,7 +291,7 @@ func TestOpNodeDerivesDepositsAndConfigUpdates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantGas, wantBatcher := rcfg.Genesis.SystemConfig.GasLimit, rcfg.Genesis.SystemConfig.BatcherAddr
+		wantGas, wantBatcher := c.rollup.Genesis.SystemConfig.GasLimit, c.rollup.Genesis.SystemConfig.BatcherAddr
 		if info.Number >= gasUpdate.BlockNumber.Uint64() {
 			wantGas = newGasLimit
 		}

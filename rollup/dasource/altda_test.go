@@ -1,4 +1,4 @@
-package dasource
+package dasource_test
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"github.com/opkit/opkit/altda/server"
 	"github.com/opkit/opkit/altda/store"
 	"github.com/opkit/opkit/rollup"
+	"github.com/opkit/opkit/rollup/dasource"
 	"github.com/opkit/opkit/rollup/derive"
 )
 
@@ -59,7 +60,7 @@ func TestAltDAKeccak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	huge := append([]byte{0}, bytes.Repeat([]byte{0xcd}, MaxAltDAInputSize)...)
+	huge := append([]byte{0}, bytes.Repeat([]byte{0xcd}, dasource.MaxAltDAInputSize)...)
 	hugeComm, err := put.Put(ctx, huge)
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +79,7 @@ func TestAltDAKeccak(t *testing.T) {
 	cfg := c.rollupConfig()
 	cfg.AltDAConfig = &rollup.AltDAConfig{DAChallengeAddress: common.Address{0xdc}, CommitmentType: rollup.KeccakCommitment, DAChallengeWindow: 3, DAResolveWindow: 3}
 	m := &countingMetrics{dropped: map[string]int{}}
-	src, err := New(Config{Rollup: cfg, L1: c.src, AltDA: daClient(t, srv.URL(), altda.KeccakMode), Log: quiet(), Metrics: m})
+	src, err := dasource.New(dasource.Config{Rollup: cfg, L1: c.src, AltDA: daClient(t, srv.URL(), altda.KeccakMode), Log: quiet(), Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func TestAltDAKeccak(t *testing.T) {
 	}
 	sameItems(t, got, c.expected(ref, items))
 	if st := src.Stats(); st.BadCommitments != 2 || st.CommitmentMismatch != 1 || st.AltDATooLarge != 1 || st.AltDAFetched != 2 ||
-		m.dropped[DropBadCommitment] != 2 || m.dropped[DropCommitmentMismatch] != 1 || m.dropped[DropAltDATooLarge] != 1 {
+		m.dropped[dasource.DropBadCommitment] != 2 || m.dropped[dasource.DropCommitmentMismatch] != 1 || m.dropped[dasource.DropAltDATooLarge] != 1 {
 		t.Fatalf("stats %+v, metrics %v", src.Stats(), m.dropped)
 	}
 
@@ -105,7 +106,7 @@ func TestAltDAKeccak(t *testing.T) {
 		}
 	}
 	// L1 now holds block ref+window+1: the window has passed (at ref+window it had not).
-	if _, err := src.TxData(ctx, ref, batcher.Address); !errors.Is(err, derive.ErrCritical) || !errors.Is(err, ErrMissingPastWindow) {
+	if _, err := src.TxData(ctx, ref, batcher.Address); !errors.Is(err, derive.ErrCritical) || !errors.Is(err, dasource.ErrMissingPastWindow) {
 		t.Fatalf("missing input past the window (head %d): %v", c.Head().Number, err)
 	}
 
@@ -140,7 +141,7 @@ func TestAltDAGeneric(t *testing.T) {
 	ref := c.mine(t, 2)
 	cfg := c.rollupConfig()
 	cfg.AltDAConfig = &rollup.AltDAConfig{CommitmentType: rollup.GenericCommitment, DAChallengeWindow: 3, DAResolveWindow: 3}
-	src, err := New(Config{Rollup: cfg, L1: c.src, AltDA: daClient(t, srv.URL(), altda.GenericMode), Log: quiet()})
+	src, err := dasource.New(dasource.Config{Rollup: cfg, L1: c.src, AltDA: daClient(t, srv.URL(), altda.GenericMode), Log: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +153,7 @@ func TestAltDAGeneric(t *testing.T) {
 	if st := src.Stats(); st.CommitmentMismatch != 1 {
 		t.Fatalf("stats %+v", st)
 	}
-	if _, err := New(Config{Rollup: c.rollupConfig(), L1: c.src, AltDA: put}); err == nil {
+	if _, err := dasource.New(dasource.Config{Rollup: c.rollupConfig(), L1: c.src, AltDA: put}); err == nil {
 		t.Fatal("an AltDA client without alt_da in the rollup config accepted")
 	}
 }

@@ -1,4 +1,4 @@
-package dasource
+package dasource_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/ethereum/go-ethereum/crypto/kzg4844"
 
 	"github.com/opkit/opkit/rollup/batch"
+	"github.com/opkit/opkit/rollup/dasource"
 )
 
 // dataBlob packs data into a blob with the batch codec.
@@ -32,7 +33,7 @@ func dataBlob(t *testing.T, data []byte) *kzg4844.Blob {
 
 func mustHash(t *testing.T, b *kzg4844.Blob) common.Hash {
 	t.Helper()
-	h, err := VersionedHash(b)
+	h, err := dasource.VersionedHash(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +84,7 @@ func TestBeaconBlobsByHash(t *testing.T) {
 	srv := &blobServer{genesis: 1000, slotLen: 12, slot: 5, blobs: []*kzg4844.Blob{b2, b1}}
 	hs := httptest.NewServer(srv)
 	defer hs.Close()
-	bc := NewBeacon(BeaconConfig{URL: hs.URL + "/", Timeout: 5 * time.Second})
+	bc := dasource.NewBeacon(dasource.BeaconConfig{URL: hs.URL + "/", Timeout: 5 * time.Second})
 	ctx := context.Background()
 	if v, err := bc.NodeVersion(ctx); err != nil || v != "test/1" {
 		t.Fatalf("version %q %v", v, err)
@@ -102,11 +103,11 @@ func TestBeaconBlobsByHash(t *testing.T) {
 	// Count and content are checked. (The cases fail at their first bad blob: KZG
 	// commitments are slow under the race detector.)
 	srv.answer = func(b []hexutil.Bytes) []hexutil.Bytes { return b[:1] }
-	if _, err := bc.BlobsByHash(ctx, 1060, []common.Hash{h1, h2}); !errors.Is(err, ErrBlobMismatch) {
+	if _, err := bc.BlobsByHash(ctx, 1060, []common.Hash{h1, h2}); !errors.Is(err, dasource.ErrBlobMismatch) {
 		t.Fatalf("short answer: %v", err)
 	}
 	srv.answer = func(b []hexutil.Bytes) []hexutil.Bytes { return []hexutil.Bytes{b[0], b[0]} }
-	if _, err := bc.BlobsByHash(ctx, 1060, []common.Hash{h1, h2}); !errors.Is(err, ErrBlobMismatch) {
+	if _, err := bc.BlobsByHash(ctx, 1060, []common.Hash{h1, h2}); !errors.Is(err, dasource.ErrBlobMismatch) {
 		t.Fatalf("a blob twice: %v", err)
 	}
 	srv.answer = func(b []hexutil.Bytes) []hexutil.Bytes {
@@ -114,11 +115,11 @@ func TestBeaconBlobsByHash(t *testing.T) {
 		b[1][100] ^= 1
 		return b
 	}
-	if _, err := bc.BlobsByHash(ctx, 1060, []common.Hash{h1, h2}); !errors.Is(err, ErrBlobMismatch) {
+	if _, err := bc.BlobsByHash(ctx, 1060, []common.Hash{h1, h2}); !errors.Is(err, dasource.ErrBlobMismatch) {
 		t.Fatalf("altered blob: %v", err)
 	}
 	srv.answer = func(b []hexutil.Bytes) []hexutil.Bytes { return []hexutil.Bytes{b[0][:100], b[1]} }
-	if _, err := bc.BlobsByHash(ctx, 1060, []common.Hash{h1, h2}); !errors.Is(err, ErrBlobMismatch) {
+	if _, err := bc.BlobsByHash(ctx, 1060, []common.Hash{h1, h2}); !errors.Is(err, dasource.ErrBlobMismatch) {
 		t.Fatalf("short blob: %v", err)
 	}
 	srv.answer = nil
@@ -144,7 +145,7 @@ func TestBeaconDeadline(t *testing.T) {
 	}))
 	defer hs.Close()
 	defer close(release)
-	bc := NewBeacon(BeaconConfig{URL: hs.URL, Timeout: 200 * time.Millisecond})
+	bc := dasource.NewBeacon(dasource.BeaconConfig{URL: hs.URL, Timeout: 200 * time.Millisecond})
 	start := time.Now()
 	if _, err := bc.Slot(context.Background(), 5); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("hung beacon node: %v", err)
@@ -159,7 +160,7 @@ func TestBeaconRefusesOversizedAnswers(t *testing.T) {
 	srv := &blobServer{genesis: 0, slotLen: 1, slot: 3, blobs: []*kzg4844.Blob{b1, b1, b1, b1}}
 	hs := httptest.NewServer(srv)
 	defer hs.Close()
-	bc := NewBeacon(BeaconConfig{URL: hs.URL})
+	bc := dasource.NewBeacon(dasource.BeaconConfig{URL: hs.URL})
 	if _, err := bc.BlobsByHash(context.Background(), 3, []common.Hash{mustHash(t, b1)}); err == nil {
 		t.Fatal("four blobs for one hash accepted")
 	}

@@ -1,4 +1,4 @@
-package dasource
+package dasource_test
 
 import (
 	"bytes"
@@ -20,6 +20,7 @@ import (
 	"github.com/opkit/opkit/devnet"
 	"github.com/opkit/opkit/eth"
 	"github.com/opkit/opkit/rollup"
+	"github.com/opkit/opkit/rollup/dasource"
 	"github.com/opkit/opkit/rollup/derive"
 	"github.com/opkit/opkit/rollup/l1"
 )
@@ -168,7 +169,7 @@ func TestCalldataAndBlobsFromDevL1(t *testing.T) {
 	ref := c.mine(t, 2)
 
 	m := &countingMetrics{dropped: map[string]int{}}
-	src, err := New(Config{Rollup: c.rollupConfig(), L1: c.src, Beacon: NewBeacon(BeaconConfig{URL: c.BeaconURL()}), Log: quiet(), Metrics: m})
+	src, err := dasource.New(dasource.Config{Rollup: c.rollupConfig(), L1: c.src, Beacon: dasource.NewBeacon(dasource.BeaconConfig{URL: c.BeaconURL()}), Log: quiet(), Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,7 @@ func TestCalldataAndBlobsFromDevL1(t *testing.T) {
 		}
 		sameItems(t, got, c.expected(r, items))
 	}
-	if st := src.Stats(); st.BadBlobs != 1 || m.dropped[DropBadBlob] != 1 {
+	if st := src.Stats(); st.BadBlobs != 1 || m.dropped[dasource.DropBadBlob] != 1 {
 		t.Fatalf("stats %+v, metrics %v", st, m.dropped)
 	}
 	// Another batcher address sees only its own transactions.
@@ -195,8 +196,8 @@ func TestCalldataAndBlobsFromDevL1(t *testing.T) {
 	sameItems(t, got, [][]byte{{0, 10}})
 
 	// Without a beacon endpoint the blob transaction cannot be read: critical.
-	noBeacon, _ := New(Config{Rollup: c.rollupConfig(), L1: c.src, Log: quiet()})
-	if _, err := noBeacon.TxData(context.Background(), ref, batcher.Address); !errors.Is(err, derive.ErrCritical) || !errors.Is(err, ErrNoBeacon) {
+	noBeacon, _ := dasource.New(dasource.Config{Rollup: c.rollupConfig(), L1: c.src, Log: quiet()})
+	if _, err := noBeacon.TxData(context.Background(), ref, batcher.Address); !errors.Is(err, derive.ErrCritical) || !errors.Is(err, dasource.ErrNoBeacon) {
 		t.Fatalf("no beacon: %v", err)
 	}
 	// A block L1 does not know: reset.
@@ -218,14 +219,14 @@ func TestMissingAndWrongBlobs(t *testing.T) {
 	genesis := c.BeaconGenesisTime()
 	empty := httptest.NewServer(&blobServer{genesis: genesis, slotLen: devnet.BeaconSecondsPerSlot, slot: ^uint64(0)})
 	defer empty.Close()
-	src, _ := New(Config{Rollup: c.rollupConfig(), L1: c.src, Beacon: NewBeacon(BeaconConfig{URL: empty.URL}), Log: quiet()})
+	src, _ := dasource.New(dasource.Config{Rollup: c.rollupConfig(), L1: c.src, Beacon: dasource.NewBeacon(dasource.BeaconConfig{URL: empty.URL}), Log: quiet()})
 	if _, err := src.TxData(context.Background(), ref, batcher.Address); !errors.Is(err, derive.ErrReset) {
 		t.Fatalf("missing blobs: %v", err)
 	}
 	wrong := httptest.NewServer(&blobServer{genesis: genesis, slotLen: devnet.BeaconSecondsPerSlot, slot: c.SlotOf(ref.Time), blobs: []*kzg4844.Blob{dataBlob(t, []byte{0, 2})}})
 	defer wrong.Close()
-	src, _ = New(Config{Rollup: c.rollupConfig(), L1: c.src, Beacon: NewBeacon(BeaconConfig{URL: wrong.URL}), Log: quiet()})
-	if _, err := src.TxData(context.Background(), ref, batcher.Address); !errors.Is(err, derive.ErrTemporary) || !errors.Is(err, ErrBlobMismatch) {
+	src, _ = dasource.New(dasource.Config{Rollup: c.rollupConfig(), L1: c.src, Beacon: dasource.NewBeacon(dasource.BeaconConfig{URL: wrong.URL}), Log: quiet()})
+	if _, err := src.TxData(context.Background(), ref, batcher.Address); !errors.Is(err, derive.ErrTemporary) || !errors.Is(err, dasource.ErrBlobMismatch) {
 		t.Fatalf("wrong blobs: %v", err)
 	}
 }

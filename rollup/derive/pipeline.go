@@ -57,10 +57,6 @@ type Idle struct {
 	resets int
 }
 
-// SetOrigin is ignored: an Idle pipeline has read no L1 block. It is kept so existing
-// callers build; they should stop calling it.
-func (p *Idle) SetOrigin(eth.L1BlockRef) {}
-
 func (p *Idle) Step(context.Context) error { return io.EOF }
 
 func (p *Idle) Reset(context.Context) error {

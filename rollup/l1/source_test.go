@@ -269,3 +269,40 @@ func TestSourceCallsHaveDeadlines(t *testing.T) {
 		t.Fatalf("hung endpoint, receipts: %v", err)
 	}
 }
+
+// TestSourceFollowsReorgs: lookups by number see the new branch after an L1 reorg, while
+// the old branch's blocks stay readable by hash.
+func TestSourceFollowsReorgs(t *testing.T) {
+	c := startChain(t)
+	s := dialSource(t, c.l1.HTTPEndpoint(), rl1.Config{})
+	ctx := context.Background()
+	base, err := c.l1.Mine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.send(t, &common.Address{1}, nil)
+	old, err := c.l1.Mine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := old.Number.Uint64()
+	if ref, err := s.L1BlockRefByNumber(ctx, n); err != nil || ref.Hash != old.Hash() {
+		t.Fatalf("before the reorg: %+v %v", ref, err)
+	}
+	if err := c.l1.Reorg(base.Hash()); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := c.l1.Mine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh.Hash() == old.Hash() || fresh.Number.Uint64() != n {
+		t.Fatalf("reorg did not replace block %d", n)
+	}
+	if ref, err := s.L1BlockRefByNumber(ctx, n); err != nil || ref.Hash != fresh.Hash() {
+		t.Fatalf("after the reorg: %+v %v", ref, err)
+	}
+	if h, _, err := s.FetchReceipts(ctx, old.Hash()); err != nil || h.Hash() != old.Hash() {
+		t.Fatalf("the old branch's block by hash: %v", err)
+	}
+}

@@ -82,14 +82,19 @@ func TestHungL1DoesNotFreezeTheNode(t *testing.T) {
 		Driver:           driver.Config{SequencerEnabled: true, StallTimeout: 3 * time.Second},
 		SequencerL1Confs: 0, MetricsDisabled: true,
 		L1PollInterval: 100 * time.Millisecond, L1CallTimeout: 300 * time.Millisecond,
-		Log: quietLog(),
+		DerivationDisabled: true, Log: quietLog(),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close() })
 	c := dialNode(t, n.RPCEndpoint())
-	waitUnsafe(t, c, 2, 30*time.Second)
+	st := waitUnsafe(t, c, 2, 30*time.Second)
+	// Nothing is derived here, so current_l1 is unknown (zero), never the L1 head: a
+	// batcher would take an L1 head there for channels derived and dropped.
+	if !st.CurrentL1.IsZero() || st.HeadL1.IsZero() {
+		t.Fatalf("current_l1 %v with head_l1 %v on a node that derives nothing", st.CurrentL1.ID(), st.HeadL1.ID())
+	}
 	health := func() (int, string) {
 		resp, err := http.Get(n.RPCEndpoint() + "/health")
 		if err != nil {

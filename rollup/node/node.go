@@ -16,9 +16,11 @@ import (
 	"github.com/ethereum/go-ethereum/rpc"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/opkit/opkit/altda"
 	"github.com/opkit/opkit/eth"
 	"github.com/opkit/opkit/rollup"
 	"github.com/opkit/opkit/rollup/clock"
+	"github.com/opkit/opkit/rollup/dasource"
 	"github.com/opkit/opkit/rollup/derive"
 	"github.com/opkit/opkit/rollup/driver"
 	"github.com/opkit/opkit/rollup/engine"
@@ -62,8 +64,11 @@ type Config struct {
 	// EngineCallTimeout bounds every execution-client call; default 10s.
 	EngineCallTimeout time.Duration
 
-	// Data finds the batcher data of L1 blocks for derivation (rollup/dasource).
+	// Data finds the batcher data of L1 blocks for derivation; nil: rollup/dasource's,
+	// reading calldata, blobs from L1BeaconURL and AltDA inputs from AltDAServer.
 	Data derive.DataSource
+	// DerivationDisabled runs the Idle pipeline: nothing is derived, safe stays put.
+	DerivationDisabled bool
 	// Deriver makes derived attributes from L1; the node feeds them to the engine. Nil:
 	// rollup/derive's pipeline reading Data.
 	Deriver Deriver
@@ -176,7 +181,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		cfg.Rollup, n.engine, n.l1, n.l1src, cfg.Clock, cfg.Log.With("part", "sequencer"), n.metrics)
 	pipeline := cfg.Pipeline
 	deriver := cfg.Deriver
-	if deriver == nil && cfg.Data != nil {
+	if pipeline == nil && deriver == nil && !cfg.DerivationDisabled && cfg.Data == nil {
+		if cfg.Data, err = n.dataSource(); err != nil {
+			return nil, err
+		}
+	}
+	if deriver == nil && cfg.Data != nil && !cfg.DerivationDisabled {
 		deriver = NewDeriver(derive.New(cfg.Rollup, cfg.L1ChainConfig, derive.Deps{
 			L1: n.l1src, Data: cfg.Data, L2: n.engine, Log: cfg.Log.With("part", "derive"), Metrics: n.metrics,
 		}))
@@ -218,6 +228,40 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.log.Info("rollup node started", "rpc", n.RPCEndpoint(), "metrics", n.MetricsEndpoint(),
 		"unsafe", unsafe.ID(), "safe", safe.ID(), "finalized", finalized.ID(), "sequencer", cfg.Driver.SequencerEnabled)
 	return n, nil
+}
+
+// dataSource builds the batcher-data source derivation reads: calldata always, blobs
+// when a beacon endpoint is set, AltDA inputs when enabled (which rollup.json must agree
+// with).
+func (n *Node) dataSource() (derive.DataSource, error) {
+	cfg := n.cfg
+	if cfg.AltDAEnabled != (cfg.Rollup.AltDAConfig != nil) {
+		return nil, fmt.Errorf("--altda.enabled is %v but rollup.json %s an alt_da section", cfg.AltDAEnabled,
+			map[bool]string{true: "has", false: "has no"}[cfg.Rollup.AltDAConfig != nil])
+	}
+	var beacon *dasource.Beacon
+	if cfg.L1BeaconURL != "" {
+		beacon = dasource.NewBeacon(dasource.BeaconConfig{URL: cfg.L1BeaconURL})
+	}
+	var da *altda.Client
+	if cfg.AltDAEnabled {
+		mode := altda.KeccakMode
+		if cfg.Rollup.AltDAConfig.CommitmentType == rollup.GenericCommitment {
+			mode = altda.GenericMode
+		}
+		var err error
+		if da, err = altda.NewClient(altda.ClientConfig{URL: cfg.AltDAServer, Mode: mode, VerifyGets: true}); err != nil {
+			return nil, fmt.Errorf("--altda.da-server: %w", err)
+		}
+	}
+	src, err := dasource.New(dasource.Config{
+		Rollup: cfg.Rollup, L1: n.l1src, Beacon: beacon, AltDA: da,
+		Log: cfg.Log.With("part", "dasource"), Metrics: n.metrics,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("derivation data source: %w", err)
+	}
+	return src, nil
 }
 
 // l1Signals forwards L1 changes to the driver. The L1 head is not derivation's origin:
