@@ -18,9 +18,7 @@ import (
 	"github.com/opkit/opkit/devnet"
 	"github.com/opkit/opkit/interop"
 	"github.com/opkit/opkit/rollup"
-	"github.com/opkit/opkit/rollup/derive"
 	"github.com/opkit/opkit/rollup/driver"
-	"github.com/opkit/opkit/rollup/l1"
 	"github.com/opkit/opkit/rollup/node"
 )
 
@@ -97,16 +95,6 @@ func runNode(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var data derive.DataSource
-	if interopCfg != nil {
-		// Managed mode reports derivation to the supervisor, so it needs L1 data now.
-		src, err := l1.Dial(c.Context, c.String("l1"), l1.Config{Timeout: c.Duration("l1.timeout")})
-		if err != nil {
-			return fmt.Errorf("--l1: %w", err)
-		}
-		defer src.Close()
-		data = devnet.CalldataSource(src, rcfg)
-	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	log := slog.Default()
@@ -125,8 +113,8 @@ func runNode(c *cli.Context) error {
 		RPCAddr:          c.String("rpc.addr"), RPCPort: c.Int("rpc.port"),
 		MetricsAddr: c.String("metrics.addr"), MetricsPort: c.Int("metrics.port"),
 		L1PollInterval: c.Duration("l1.poll-interval"), StatusInterval: c.Duration("status-interval"),
-		Interop: interopCfg, Data: data,
-		Log: log, Version: versionString(),
+		Interop: interopCfg,
+		Log:     log, Version: versionString(),
 	})
 	if err != nil {
 		return err
