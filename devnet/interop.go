@@ -27,8 +27,8 @@ import (
 // opkit supervisor managing every node.
 type InteropConfig struct {
 	// DataDir holds each part's files (secrets, the dependency set, the supervisor's
-	// database); empty: a temporary directory removed on Close. The chains themselves are
-	// kept in memory.
+	// database, cleared at start); empty: a temporary directory removed on Close. The
+	// chains themselves are kept in memory, so every run starts new chains.
 	DataDir string
 	// ChainIDs of the L2 chains; default 901 and 902.
 	ChainIDs  []uint64
@@ -127,6 +127,11 @@ func StartInterop(ctx context.Context, cfg InteropConfig) (*InteropDevnet, error
 		return nil, fmt.Errorf("write dependency set: %w", err)
 	}
 	if !cfg.NoSupervisor {
+		// The chains live in memory, so a supervisor database left by an earlier run
+		// describes chains that are gone: every run starts the supervisor afresh.
+		if err := os.RemoveAll(filepath.Join(d.cfg.DataDir, "supervisor")); err != nil {
+			return nil, fmt.Errorf("clear the supervisor database: %w", err)
+		}
 		nodes := make([]supervisor.NodeConfig, 0, len(d.Chains))
 		for _, c := range d.Chains {
 			nodes = append(nodes, supervisor.NodeConfig{Endpoint: c.Node.InteropEndpoint(), Secret: c.Secret})
