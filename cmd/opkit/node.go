@@ -73,6 +73,9 @@ func runNode(c *cli.Context) error {
 			return fmt.Errorf("--%s: must be positive", name)
 		}
 	}
+	if (c.String("interop.rpc.addr") != "") != (c.String("interop.jwt-secret") != "") {
+		return fmt.Errorf("--interop.jwt-secret: required with --interop.rpc.addr, and only with it")
+	}
 	if c.Bool("sequencer.stopped") && !c.Bool("sequencer.enabled") {
 		return fmt.Errorf("--sequencer.stopped: needs --sequencer.enabled")
 	}
@@ -191,13 +194,7 @@ func l1ChainConfig(path string, chainID *big.Int) (*params.ChainConfig, error) {
 func interopConfig(c *cli.Context) (*node.InteropConfig, error) {
 	addr, path := c.String("interop.rpc.addr"), c.String("interop.jwt-secret")
 	if addr == "" {
-		if path != "" {
-			return nil, fmt.Errorf("--interop.jwt-secret: only with --interop.rpc.addr")
-		}
 		return nil, nil
-	}
-	if path == "" {
-		return nil, fmt.Errorf("--interop.jwt-secret: required with --interop.rpc.addr")
 	}
 	secret, err := interop.LoadOrCreateSecret(path)
 	if err != nil {

@@ -35,6 +35,9 @@ func TestNodeFlagErrorsNameTheFlag(t *testing.T) {
 		{append(base, "--l2.jwt-secret", jwt, "--rollup.config", bad, "--rpc.port", "70000"), "--rpc.port"},
 		{append(base, "--l2.jwt-secret", jwt, "--rollup.config", bad, "--sequencer.stopped"), "--sequencer.stopped"},
 		{append(base, "--l2.jwt-secret", jwt, "--rollup.config", bad, "--status-interval", "0s"), "--status-interval"},
+		{append(base, "--l2.jwt-secret", jwt, "--rollup.config", bad, "--interop.rpc.port", "-1"), "--interop.rpc.port"},
+		{append(base, "--l2.jwt-secret", jwt, "--rollup.config", bad, "--interop.rpc.addr", "127.0.0.1"), "--interop.jwt-secret"},
+		{append(base, "--l2.jwt-secret", jwt, "--rollup.config", bad, "--interop.jwt-secret", jwt), "--interop.jwt-secret"},
 	}
 	for _, c := range cases {
 		app := newApp()
