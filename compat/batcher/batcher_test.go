@@ -193,3 +193,73 @@ func setFaults(t *testing.T, d *devnet.Devnet, doc string) {
 		t.Fatalf("set faults %s: %d", doc, resp.StatusCode)
 	}
 }
+
+// TestOpkitBatcherTakesOverFromOpBatcher: op-batcher v1.16.13 posts the first part of
+// the chain, opkit batcher (same account) the rest; op-node derives the whole chain to
+// the sequencer's blocks and output roots.
+func TestOpkitBatcherTakesOverFromOpBatcher(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	if err := peers.Build(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d, err := devnet.Start(ctx, devnet.Config{L1BlockTime: time.Second, L2BlockTime: 1, NodeMetricsDisabled: true,
+		L1PollInterval: 100 * time.Millisecond, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	ver, err := peers.StartOpNode(ctx, peers.OpNodeConfig{L1: d.L1, Rollup: d.Rollup, L2Genesis: d.L2Genesis, Dir: t.TempDir(), Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ver.Close() })
+	seq, err := peers.DialRollup(ctx, d.Node.RPCEndpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seq.Close()
+	vc, err := peers.DialRollup(ctx, ver.RPCEndpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vc.Close()
+	opb, err := peers.StartBatcher(ctx, peers.BatcherConfig{L1: d.L1, L2RPC: d.L2.HTTPEndpoint(), RollupRPC: d.Node.RPCEndpoint(), Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vc.WaitSafe(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := opb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := seq.SyncStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := batcher.New(ctx, batcher.Config{
+		L1URL: d.L1.HTTPEndpoint(), L2URL: d.L2.HTTPEndpoint(), RollupURL: d.Node.RPCEndpoint(),
+		Key: devnet.DevAccounts(2)[1].Key, DAType: batcher.DABlobs, TargetNumFrames: 1, MaxL1TxSize: 120_000,
+		Compression: "zlib", NumConfirmations: 1, ResubmissionTimeout: 10 * time.Second, NetworkTimeout: 5 * time.Second,
+		ReceiptInterval: 100 * time.Millisecond, PollInterval: 200 * time.Millisecond, MaxPendingTx: 1,
+		MaxChannelDuration: 1, SubSafetyMargin: 4, RPCPort: -1, Log: quiet(),
+	}, batcher.DefaultCodec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	final, err := vc.WaitSafe(ctx, st.UnsafeL2.Number+4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := inboxKinds(ctx, t, d); got[batcher.DACalldata] == 0 || got[batcher.DABlobs] == 0 {
+		t.Fatalf("want op-batcher's calldata and opkit's blobs on L1, got %v", got)
+	}
+	if err := peers.Agree(ctx, 0, final.SafeL2.Number, seq, vc); err != nil {
+		t.Fatal(err)
+	}
+}
