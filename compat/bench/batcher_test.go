@@ -19,11 +19,17 @@ const (
 )
 
 // batcherFlags are the settings both batchers run with (op-batcher's spelling; opkit
-// batcher's flags have the same names): blobs, one blob per transaction, a channel
-// closed when its blob is full or ten L1 blocks after it opened, one confirmation, and
-// 100ms polling. The peers harness adds the same poll, confirmation, resubmission and
-// safety-margin settings for op-batcher.
-var batcherFlags = []string{"--data-availability-type=blobs", "--max-channel-duration=10", "--target-num-frames=1"}
+// batcher's flags have the same names): blobs, six blobs per transaction (one channel of
+// six frames), a channel closed when full or 100 L1 blocks past the last submitted
+// channel's origin, one confirmation, 100ms polling. The peers harness adds the same
+// poll, confirmation, resubmission and safety-margin settings for op-batcher.
+//
+// The chain runs some 16 times faster than real time while each blob costs its sender
+// about a second of KZG cell proofs and the dev L1 as much to check them, so one blob a
+// transaction falls behind; and once a batcher is more than the channel duration behind,
+// every channel it opens is already past its deadline and closes with a block or two in
+// it (both batchers count the duration from the last submitted channel's origin).
+var batcherFlags = []string{"--data-availability-type=blobs", "--max-channel-duration=100", "--target-num-frames=6"}
 
 // batcherRun is what one batcher did with one chain.
 type batcherRun struct {
@@ -119,7 +125,7 @@ func postChain(ctx context.Context, b *testing.B, kind, opkitBin string, n uint6
 		}
 		return sc.covered(n), nil
 	}); err != nil {
-		b.Fatalf("%s: %v", kind, err)
+		b.Fatalf("%s: %v (%d of %d L2 blocks on L1 in %d blobs, L1 head %d)", kind, err, len(sc.included), n, sc.blobs, ch.d.L1.Head().Number)
 	}
 	run.drain = time.Since(start)
 	run.cpu = processCPU(b, pid)

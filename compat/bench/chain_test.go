@@ -90,16 +90,20 @@ func (c *chain) Accounts() []devnet.Account { return devnet.DevAccounts(10) }
 // Head is the L2 head.
 func (c *chain) Head() *types.Header { return c.d.L2.Backend().BlockChain().CurrentBlock() }
 
-// Mine lets the sequencer build the next L2 block from the pool, then seals L1 blocks
-// up to the new block's time.
-func (c *chain) Mine() (*types.Header, error) {
+// Mine lets the sequencer build the next L2 block from the load's transactions in the
+// pool, then seals L1 blocks up to the new block's time.
+func (c *chain) Mine() (*types.Header, error) { return c.mineL2(c.txs) }
+
+// mineL2 lets the sequencer build the next L2 block, holding txs transactions from the
+// pool, then seals L1 blocks up to the new block's time.
+func (c *chain) mineL2(txs int) (*types.Header, error) {
 	bc := c.d.L2.Backend().BlockChain()
 	want := bc.CurrentBlock().Number.Uint64() + 1
 	c.payload.reset()
 	// Start the block, and seal it only once op-geth has built it from the whole pool:
 	// sealing interrupts a build still adding transactions.
 	c.clk.Advance(sealLead)
-	if err := c.payload.await(want, c.txs+1, time.Minute); err != nil {
+	if err := c.payload.await(want, txs+1, time.Minute); err != nil {
 		return nil, err
 	}
 	c.clk.Advance(l2BlockTime*time.Second - sealLead)
@@ -148,7 +152,9 @@ func (c *chain) mineL1(gap uint64) error {
 	return nil
 }
 
-// drain seals an L1 block every 100ms (the L2 stands still) until done reports true.
+// drain keeps the chain going with empty L2 blocks (and L1 blocks in step) until done
+// reports true: op-batcher measures its channel deadlines by the L1 origins of the L2
+// blocks it has, so a chain that stopped would leave its last channel open for ever.
 func (c *chain) drain(ctx context.Context, timeout time.Duration, done func() (bool, error)) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -157,13 +163,16 @@ func (c *chain) drain(ctx context.Context, timeout time.Duration, done func() (b
 		if err != nil || ok {
 			return err
 		}
-		if err := c.mineL1(l1Gap); err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("draining the batcher: %w", ctx.Err())
-		case <-time.After(100 * time.Millisecond):
+		l1 := c.d.L1.Head().Number.Uint64()
+		for c.d.L1.Head().Number.Uint64() == l1 {
+			if _, err := c.mineL2(0); err != nil {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("draining the batcher: %w", ctx.Err())
+			case <-time.After(10 * time.Millisecond):
+			}
 		}
 	}
 }

@@ -28,6 +28,7 @@ type catchUp struct {
 	elapsed time.Duration // from the node's RPC first answering to safe head n
 	total   time.Duration // from process start to safe head n
 	cpu     time.Duration // the node process's CPU, over its whole life
+	cpuUp   time.Duration // the node process's CPU when its RPC first answered
 	host    time.Duration // this process's CPU meanwhile: op-geth, and the polling
 }
 
@@ -90,9 +91,9 @@ func BenchmarkDerive(b *testing.B) {
 			} else {
 				c = catchUpOpNode(ctx, b, ch, n, want, filepath.Join(dir, fmt.Sprintf("op-node-%d", r)))
 			}
-			b.Logf("round %d: %s derived %d blocks in %s (%.1f blocks/s; %s from process start), node CPU %s = %.2f ms/block, op-geth and harness CPU %.2f ms/block",
+			b.Logf("round %d: %s derived %d blocks in %s (%.1f blocks/s; %s from process start), node CPU %s = %.2f ms/block (%.2f ms/block after start-up), op-geth and harness CPU %.2f ms/block",
 				r+1, kind, n, c.elapsed.Round(time.Millisecond), float64(n)/c.elapsed.Seconds(), c.total.Round(time.Millisecond),
-				c.cpu.Round(time.Millisecond), perBlock(c.cpu, n), perBlock(c.host, n))
+				c.cpu.Round(time.Millisecond), perBlock(c.cpu, n), perBlock(c.cpu-c.cpuUp, n), perBlock(c.host, n))
 			results[kind] = append(results[kind], c)
 		}
 	}
@@ -106,10 +107,13 @@ func BenchmarkDerive(b *testing.B) {
 	rate := func(c catchUp) float64 { return float64(n) / c.elapsed.Seconds() }
 	cpu := func(c catchUp) float64 { return perBlock(c.cpu, n) }
 	host := func(c catchUp) float64 { return perBlock(c.host, n) }
+	steady := func(c catchUp) float64 { return perBlock(c.cpu-c.cpuUp, n) }
 	ro, rr := med(opkitVerifier, rate), med(opNode, rate)
 	co, cr := med(opkitVerifier, cpu), med(opNode, cpu)
-	b.Logf("medians over %d rounds: opkit %.1f blocks/s, op-node %.1f blocks/s (ratio %.2f); node CPU per block opkit %.2f ms, op-node %.2f ms (ratio %.2f); op-geth and harness %.2f / %.2f ms per block",
-		rounds, ro, rr, ro/rr, co, cr, co/cr, med(opkitVerifier, host), med(opNode, host))
+	so, sr := med(opkitVerifier, steady), med(opNode, steady)
+	b.Logf("medians over %d rounds: opkit %.1f blocks/s, op-node %.1f blocks/s (ratio %.2f); node CPU per block opkit %.2f ms, op-node %.2f ms (ratio %.2f), "+
+		"after start-up %.2f / %.2f ms (ratio %.2f); op-geth and harness %.2f / %.2f ms per block",
+		rounds, ro, rr, ro/rr, co, cr, co/cr, so, sr, so/sr, med(opkitVerifier, host), med(opNode, host))
 	b.ReportMetric(ro, "opkit-blocks/s")
 	b.ReportMetric(rr, "opnode-blocks/s")
 	b.ReportMetric(ro/rr, "rate-ratio")
@@ -123,11 +127,12 @@ func perBlock(d time.Duration, n uint64) float64 {
 }
 
 // waitSafe polls a verifier until its safe head reaches n, failing early when the
-// process is gone. It returns when the RPC first answered.
-func waitSafe(ctx context.Context, b *testing.B, rc *peers.RollupClient, n uint64, exited func() error) time.Time {
+// process is gone. It returns when the RPC first answered and the process's CPU then.
+func waitSafe(ctx context.Context, b *testing.B, rc *peers.RollupClient, n uint64, pid int, exited func() error) (time.Time, time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()
 	var up time.Time
+	var upCPU time.Duration
 	var last uint64
 	for {
 		if err := exited(); err != nil {
@@ -136,11 +141,11 @@ func waitSafe(ctx context.Context, b *testing.B, rc *peers.RollupClient, n uint6
 		st, err := rc.SyncStatus(ctx)
 		if err == nil {
 			if up.IsZero() {
-				up = time.Now()
+				up, upCPU = time.Now(), processCPU(b, pid)
 			}
 			last = st.SafeL2.Number
 			if last >= n {
-				return up
+				return up, upCPU
 			}
 		}
 		select {
@@ -184,7 +189,11 @@ func catchUpOpkit(ctx context.Context, b *testing.B, ch *chain, n uint64, want c
 	self := os.Getpid()
 	host0 := processCPU(b, self)
 	start := time.Now()
-	c, err := startChild("opkit verifier", os.Args[0], []string{"-test.run=^$"}, []string{childEnv + "=verifier", childConfigEnv + "=" + cfgPath})
+	env := []string{childEnv + "=verifier", childConfigEnv + "=" + cfgPath}
+	if p := os.Getenv("OPKIT_BENCH_CPUPROFILE"); p != "" {
+		env = append(env, childProfileEnv+"="+fmt.Sprintf("%s.%d", p, time.Now().Unix()))
+	}
+	c, err := startChild("opkit verifier", os.Args[0], []string{"-test.run=^$"}, env)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -198,8 +207,9 @@ func catchUpOpkit(ctx context.Context, b *testing.B, ch *chain, n uint64, want c
 		b.Fatal(err)
 	}
 	defer rc.Close()
-	up := waitSafe(ctx, b, rc, n, c.exited)
-	res := catchUp{kind: opkitVerifier, elapsed: time.Since(up), total: time.Since(start), cpu: processCPU(b, c.pid()), host: processCPU(b, self) - host0}
+	up, upCPU := waitSafe(ctx, b, rc, n, c.pid(), c.exited)
+	res := catchUp{kind: opkitVerifier, elapsed: time.Since(up), total: time.Since(start), cpu: processCPU(b, c.pid()), cpuUp: upCPU,
+		host: processCPU(b, self) - host0}
 	checkHash(ctx, b, rc, n, want)
 	return res
 }
@@ -226,8 +236,9 @@ func catchUpOpNode(ctx context.Context, b *testing.B, ch *chain, n uint64, want 
 		b.Fatal(err)
 	}
 	defer rc.Close()
-	up := waitSafe(ctx, b, rc, n, node.Err)
-	res := catchUp{kind: opNode, elapsed: time.Since(up), total: time.Since(start), cpu: processCPU(b, pid), host: processCPU(b, self) - host0}
+	up, upCPU := waitSafe(ctx, b, rc, n, pid, node.Err)
+	res := catchUp{kind: opNode, elapsed: time.Since(up), total: time.Since(start), cpu: processCPU(b, pid), cpuUp: upCPU,
+		host: processCPU(b, self) - host0}
 	checkHash(ctx, b, rc, n, want)
 	return res
 }

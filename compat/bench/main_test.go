@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"testing"
 	"time"
@@ -26,6 +27,9 @@ import (
 const (
 	childEnv       = "OPKIT_BENCH_CHILD"
 	childConfigEnv = "OPKIT_BENCH_CHILD_CONFIG"
+	// childProfileEnv names a file for the child's CPU profile (OPKIT_BENCH_CPUPROFILE
+	// set for the benchmark).
+	childProfileEnv = "OPKIT_BENCH_CHILD_CPUPROFILE"
 )
 
 // verifierConfig is what the child verifier is told.
@@ -38,13 +42,29 @@ type verifierConfig struct {
 
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "verifier" {
-		if err := runVerifier(os.Getenv(childConfigEnv)); err != nil {
+		if err := verifierMain(); err != nil {
 			fmt.Fprintln(os.Stderr, "opkit verifier:", err)
 			os.Exit(1)
 		}
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+// verifierMain is the child process: the verifier, under a CPU profile when asked.
+func verifierMain() error {
+	if p := os.Getenv(childProfileEnv); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			return fmt.Errorf("CPU profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	return runVerifier(os.Getenv(childConfigEnv))
 }
 
 // runVerifier runs an opkit rollup node without a sequencer, deriving from the dev L1's
