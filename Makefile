@@ -4,7 +4,7 @@ STATICCHECK_VERSION ?= v0.8.2
 TEST_TIMEOUT ?= 25m
 BIN ?= bin/opkit
 
-.PHONY: build test test-main test-compat lint bench fmt bench-da bench-interop bench-collector bench-node
+.PHONY: build test test-main test-compat lint bench fmt bench-da bench-interop bench-collector bench-node soak
 
 build:
 	$(GO) build -o $(BIN) ./cmd/opkit
@@ -52,3 +52,10 @@ bench-collector:
 # forkchoice, 500 blocks, empty and with 100 transactions (docs/node.md, Benchmarks).
 bench-node:
 	$(GO) test -run '^$$' -bench BlockBuilding -benchtime 1x -count 3 ./rollup/engine
+
+# A 30-minute soak of the whole devnet at 100 transactions per L2 block: memory, disk and
+# safe lag sampled every 30 s into docs/soak.csv and docs/soak.svg (docs/BENCHMARKS.md).
+# Not part of `make test`. OPKIT_SOAK_DURATION, OPKIT_SOAK_EVERY and OPKIT_SOAK_LOAD
+# change its length, sampling period and load.
+soak:
+	$(GO) test -tags soak -run TestSoak -v -timeout 60m ./devnet/

@@ -54,7 +54,7 @@ const maxProofBatch = 64
 
 // preStateQueries lists what block's pre-state proofs must cover: every account the block
 // read that does not exist, every slot it read that is empty (in an account that exists),
-// and the kept accounts.
+// the message passer and the kept accounts.
 func (c *Collector) preStateQueries(ctx context.Context, block *types.Block) ([]proofQuery, error) {
 	var trace []struct {
 		Result map[common.Address]*traceAccount `json:"result"`
@@ -65,7 +65,9 @@ func (c *Collector) preStateQueries(ctx context.Context, block *types.Block) ([]
 	if err := c.call(ctx, &trace, "debug_traceBlockByHash", block.Hash(), cfg); err != nil {
 		return nil, fmt.Errorf("prestate trace of block %d: %w", block.NumberU64(), err)
 	}
-	want := map[common.Address]map[common.Hash]bool{}
+	// The message passer always: its storage root is read after the witness is complete,
+	// and the held set follows its storage.
+	want := map[common.Address]map[common.Hash]bool{MessagePasser: {}}
 	for _, a := range c.cfg.Accounts {
 		want[a] = map[common.Hash]bool{}
 	}
