@@ -135,6 +135,18 @@ func (s *Server) ExhaustL1(source, lastDerived eth.BlockRef) {
 	s.sendDedup("exhaust", pair, &interop.ManagedEvent{ExhaustL1: &pair})
 }
 
+// RepeatExhaustL1 sends ExhaustL1 again although it equals the last one sent: a
+// supervisor that could not act on it (the next L1 block was not known to it yet, as the
+// OP Stack's supervisor then drops the event) is waiting for it to come again. Callers
+// bound how often they repeat it.
+func (s *Server) RepeatExhaustL1(source, lastDerived eth.BlockRef) {
+	pair := eth.DerivedBlockRefPair{Source: source, Derived: lastDerived}
+	s.lastMu.Lock()
+	s.last["exhaust"] = pair
+	s.lastMu.Unlock()
+	s.events.send(&interop.ManagedEvent{ExhaustL1: &pair})
+}
+
 // ReplaceBlock reports that invalidated was replaced by replacement.
 func (s *Server) ReplaceBlock(replacement eth.BlockRef, invalidated eth.BlockSeal) {
 	r := eth.BlockReplacement{Replacement: replacement, Invalidated: invalidated.Hash}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/big"
 	"sync"
+	"time"
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/beacon/engine"
@@ -65,6 +66,8 @@ type managedNode struct {
 	lastL1     eth.L1BlockRef // the newest L1 block derivation may read
 	lastOrigin eth.L1BlockRef // the origin last reported
 	resetKind  int
+	// exhaustSent is when exhaustL1 was last sent for the pending wait.
+	exhaustSent time.Time
 
 	// mu guards safeSource and exhausted, which LocalHeads reads from the server's
 	// goroutines.
@@ -72,6 +75,9 @@ type managedNode struct {
 	safeSource eth.BlockRef
 	exhausted  *eth.DerivedBlockRefPair
 }
+
+// exhaustRepeat is the least time between two exhaustL1 events for one wait.
+const exhaustRepeat = 2 * time.Second
 
 // l1Limiter is the part of rollup/derive's pipeline that keeps it to the L1 blocks a
 // supervisor provided.
@@ -168,8 +174,21 @@ func (m *managedNode) afterNext(err error) error {
 		return derive.NewResetError(fmt.Errorf("derivation reads L1 block %s, the supervisor provided %s", origin.ID(), m.lastL1.ID()))
 	}
 	if errors.Is(err, io.EOF) && origin.Number >= m.lastL1.Number {
-		m.setExhausted(&eth.DerivedBlockRefPair{Source: origin, Derived: localSafe.BlockRef()})
-		m.srv.ExhaustL1(origin, localSafe.BlockRef())
+		pair := eth.DerivedBlockRefPair{Source: origin, Derived: localSafe.BlockRef()}
+		m.mu.Lock()
+		repeat := m.exhausted != nil && *m.exhausted == pair
+		m.mu.Unlock()
+		switch now := time.Now(); {
+		case !repeat:
+			m.setExhausted(&pair)
+			m.exhaustSent = now
+			m.srv.ExhaustL1(origin, localSafe.BlockRef())
+		case now.Sub(m.exhaustSent) >= exhaustRepeat:
+			// Still waiting (derivation steps again as L1 moves): say it again, at most
+			// every exhaustRepeat, for a supervisor that dropped it.
+			m.exhaustSent = now
+			m.srv.RepeatExhaustL1(origin, localSafe.BlockRef())
+		}
 	}
 	return err
 }
