@@ -64,6 +64,7 @@ type Batcher struct {
 	flushCh chan chan error
 
 	stMu       sync.Mutex
+	status     Status
 	lastStatus *eth.SyncStatus
 	lastPoll   time.Time
 	lastErr    error
@@ -165,6 +166,25 @@ func New(ctx context.Context, cfg Config, codec Codec) (*Batcher, error) {
 	}
 	ok = true
 	return b, nil
+}
+
+// Status is what the batcher's loop last saw, as of its last poll.
+type Status struct {
+	// DA is where the next channel goes: calldata, blobs or altda.
+	DA string
+	// PendingBlocks are loaded L2 blocks not yet in a submitted channel; PendingBytes
+	// their size.
+	PendingBlocks int
+	PendingBytes  int
+	// AltDAAvoided is set while an AltDA batcher stays on Ethereum DA after a 503.
+	AltDAAvoided bool
+}
+
+// Status returns the loop's last view; the zero value before its first poll.
+func (b *Batcher) Status() Status {
+	b.stMu.Lock()
+	defer b.stMu.Unlock()
+	return b.status
 }
 
 // From is the batcher's L1 account.
@@ -424,6 +444,9 @@ func (b *Batcher) poll(ctx context.Context, prevCurrentL1 *eth.L1BlockRef) {
 	avoided := b.cfg.DAType == DAAltDA && time.Now().Before(b.mach.OffUntil())
 	b.machMu.Unlock()
 	b.met.altdaAvoided.Set(boolF(avoided))
+	b.stMu.Lock()
+	b.status = Status{DA: b.plan.DA.String(), PendingBlocks: b.chans.Pending(), PendingBytes: b.chans.PendingBytes(), AltDAAvoided: avoided}
+	b.stMu.Unlock()
 	b.throttle(ctx)
 }
 

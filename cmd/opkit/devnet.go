@@ -210,6 +210,10 @@ func logDevnetStatus(ctx context.Context, log *slog.Logger, d *devnet.Devnet, ev
 			"l1_head", st.HeadL1.Number, "l1_safe", st.SafeL1.Number, "l1_finalized", st.FinalizedL1.Number,
 			"l2_unsafe", st.UnsafeL2.Number, "l2_safe", st.SafeL2.Number, "l2_finalized", st.FinalizedL2.Number,
 		}
+		if d.Batcher != nil {
+			bs := d.Batcher.Status()
+			attrs = append(attrs, "batcher_da", bs.DA, "batcher_pending_blocks", bs.PendingBlocks)
+		}
 		if d.Collector != nil {
 			if cs, err := d.Collector.Status(); err == nil && cs.First != nil && cs.Last != nil {
 				attrs = append(attrs, "collector_first", cs.First.Number, "collector_last", cs.Last.Number)
