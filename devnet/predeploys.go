@@ -131,7 +131,6 @@ func allZero(b []byte) bool {
 	return true
 }
 
-
 // checkPredeploys makes sure the allocation has what the devnet relies on: code at the
 // predeploys that every block runs or that proposals read, and storage in the message
 // passer. The last matters beyond output roots: op-geth's engine API drops a
