@@ -4,7 +4,7 @@ STATICCHECK_VERSION ?= v0.8.2
 TEST_TIMEOUT ?= 25m
 BIN ?= bin/opkit
 
-.PHONY: build test test-main test-compat lint bench fmt bench-da bench-interop bench-collector bench-node
+.PHONY: build test test-main test-compat lint bench fmt bench-da bench-interop bench-collector bench-node bench-derive bench-batcher soak
 
 build:
 	$(GO) build -o $(BIN) ./cmd/opkit
@@ -52,3 +52,22 @@ bench-collector:
 # forkchoice, 500 blocks, empty and with 100 transactions (docs/node.md, Benchmarks).
 bench-node:
 	$(GO) test -run '^$$' -bench BlockBuilding -benchtime 1x -count 3 ./rollup/engine
+
+# Derivation catch-up: an opkit verifier and op-node v1.16.13, each in its own process on a
+# fresh op-geth, over one dev L1 holding 2,000 L2 blocks of 50 transactions in blobs;
+# alternating, 2 rounds each (docs/BENCHMARKS.md, Derivation).
+bench-derive:
+	cd compat && $(GO) test -run '^$$' -bench BenchmarkDerive -benchtime 1x -timeout 90m ./bench/
+
+# Batch submission: opkit batcher and op-batcher v1.16.13, each in its own process, posting
+# the same 2,000-block L2 chain in blobs to a fresh dev L1 per run; alternating, 2 runs
+# each (docs/BENCHMARKS.md, Batcher).
+bench-batcher:
+	cd compat && $(GO) test -run '^$$' -bench BenchmarkBatcher -benchtime 1x -timeout 120m ./bench/
+
+# A 30-minute soak of the whole devnet at 100 transactions per L2 block: memory, disk and
+# safe lag sampled every 30 s into docs/soak.csv and docs/soak.svg (docs/BENCHMARKS.md).
+# Not part of `make test`. OPKIT_SOAK_DURATION, OPKIT_SOAK_EVERY and OPKIT_SOAK_LOAD
+# change its length, sampling period and load.
+soak:
+	$(GO) test -tags soak -run TestSoak -v -timeout 60m ./devnet/

@@ -95,9 +95,10 @@ type ThrottleConfig struct {
 }
 
 func (c *Config) check() error {
-	for name, v := range map[string]string{"--l1": c.L1URL, "--l2": c.L2URL, "--rollup-rpc": c.RollupURL} {
-		if v == "" {
-			return fmt.Errorf("%s: required", name)
+	// In flag order, so the error names the first one missing.
+	for _, f := range []struct{ name, v string }{{"--l1", c.L1URL}, {"--l2", c.L2URL}, {"--rollup-rpc", c.RollupURL}} {
+		if f.v == "" {
+			return fmt.Errorf("%s: required", f.name)
 		}
 	}
 	if c.Key == nil {

@@ -11,19 +11,14 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core"
-	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/opkit/opkit/batcher"
-	"github.com/opkit/opkit/eth"
 	"github.com/opkit/opkit/interop"
 	"github.com/opkit/opkit/interop/supervisor"
 	"github.com/opkit/opkit/rollup"
 	"github.com/opkit/opkit/rollup/clock"
-	"github.com/opkit/opkit/rollup/derive"
 	"github.com/opkit/opkit/rollup/driver"
-	"github.com/opkit/opkit/rollup/l1"
 	"github.com/opkit/opkit/rollup/node"
 )
 
@@ -32,8 +27,8 @@ import (
 // opkit supervisor managing every node.
 type InteropConfig struct {
 	// DataDir holds each part's files (secrets, the dependency set, the supervisor's
-	// database); empty: a temporary directory removed on Close. The chains themselves are
-	// kept in memory.
+	// database, cleared at start); empty: a temporary directory removed on Close. The
+	// chains themselves are kept in memory, so every run starts new chains.
 	DataDir string
 	// ChainIDs of the L2 chains; default 901 and 902.
 	ChainIDs  []uint64
@@ -76,7 +71,6 @@ type InteropDevnet struct {
 	// DependencySetPath is the dependency set the supervisor was started with.
 	DependencySetPath string
 	tmp               string
-	sources           []*l1.Source
 }
 
 // StartInterop starts an interop devnet.
@@ -133,6 +127,11 @@ func StartInterop(ctx context.Context, cfg InteropConfig) (*InteropDevnet, error
 		return nil, fmt.Errorf("write dependency set: %w", err)
 	}
 	if !cfg.NoSupervisor {
+		// The chains live in memory, so a supervisor database left by an earlier run
+		// describes chains that are gone: every run starts the supervisor afresh.
+		if err := os.RemoveAll(filepath.Join(d.cfg.DataDir, "supervisor")); err != nil {
+			return nil, fmt.Errorf("clear the supervisor database: %w", err)
+		}
 		nodes := make([]supervisor.NodeConfig, 0, len(d.Chains))
 		for _, c := range d.Chains {
 			nodes = append(nodes, supervisor.NodeConfig{Endpoint: c.Node.InteropEndpoint(), Secret: c.Secret})
@@ -180,17 +179,11 @@ func (d *InteropDevnet) startChain(ctx context.Context, i int, id uint64) (*Inte
 	}
 	// Kept from here on, so that Close stops whatever did start.
 	d.Chains = append(d.Chains, c)
-	src, err := l1.Dial(ctx, d.L1.HTTPEndpoint(), l1.Config{})
-	if err != nil {
-		return nil, err
-	}
-	d.sources = append(d.sources, src)
 	c.Node, err = node.Start(ctx, node.Config{
 		Rollup: rcfg, L1ChainConfig: d.L1.ChainConfig(),
 		L1URL: d.L1.HTTPEndpoint(), L2EngineURL: c.L2.EngineEndpoint(), JWTSecret: c.L2.JWTSecret(),
 		Driver:           driver.Config{SequencerEnabled: true},
 		SequencerL1Confs: cfg.SequencerL1Confs, MetricsDisabled: true,
-		Data:           CalldataSource(src, rcfg),
 		Interop:        &node.InteropConfig{Secret: c.Secret},
 		L1PollInterval: cfg.L1PollInterval, Clock: cfg.Clock,
 		Log: cfg.Logger.With("system", "node", "chain", id),
@@ -234,9 +227,6 @@ func (d *InteropDevnet) Close() error {
 			errs = append(errs, c.L2.Close())
 		}
 	}
-	for _, s := range d.sources {
-		s.Close()
-	}
 	if d.L1 != nil {
 		errs = append(errs, d.L1.Close())
 	}
@@ -246,32 +236,46 @@ func (d *InteropDevnet) Close() error {
 	return errors.Join(errs...)
 }
 
-// calldataSource reads batcher data posted as calldata to the chain's batch inbox.
-type calldataSource struct {
-	l1     *l1.Source
-	inbox  common.Address
-	signer types.Signer
+// Done is closed when any chain's node stops, by Close or by a critical error.
+func (d *InteropDevnet) Done() <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cases := make([]<-chan struct{}, 0, len(d.Chains))
+		for _, c := range d.Chains {
+			cases = append(cases, c.Node.Done())
+		}
+		firstClosed(cases)
+	}()
+	return done
 }
 
-// CalldataSource is the derivation data source of a chain whose batcher posts calldata.
-func CalldataSource(src *l1.Source, cfg *rollup.Config) derive.DataSource {
-	return calldataSource{l1: src, inbox: cfg.BatchInboxAddress, signer: types.LatestSignerForChainID(cfg.L1ChainID)}
+// Err is the critical error of the first node that stopped on one.
+func (d *InteropDevnet) Err() error {
+	for _, c := range d.Chains {
+		if err := c.Node.Err(); err != nil {
+			return fmt.Errorf("chain %s: %w", c.ID, err)
+		}
+	}
+	return nil
 }
 
-func (s calldataSource) TxData(ctx context.Context, ref eth.L1BlockRef, batcherAddr common.Address) ([][]byte, error) {
-	_, txs, err := s.l1.InfoAndTxsByHash(ctx, ref.Hash)
-	if err != nil {
-		return nil, fmt.Errorf("transactions of L1 block %s: %w", ref.ID(), err)
+// firstClosed returns once any of chs is closed.
+func firstClosed(chs []<-chan struct{}) {
+	first := make(chan struct{})
+	stop := make(chan struct{})
+	defer close(stop)
+	for _, ch := range chs {
+		go func() {
+			select {
+			case <-ch:
+				select {
+				case first <- struct{}{}:
+				case <-stop:
+				}
+			case <-stop:
+			}
+		}()
 	}
-	var out [][]byte
-	for _, tx := range txs {
-		if tx.To() == nil || *tx.To() != s.inbox || tx.Type() == types.BlobTxType {
-			continue
-		}
-		if from, err := types.Sender(s.signer, tx); err != nil || from != batcherAddr {
-			continue
-		}
-		out = append(out, tx.Data())
-	}
-	return out, nil
+	<-first
 }

@@ -39,7 +39,7 @@ func CrossL2InboxCode() []byte {
 	}
 	code = append(code, topic[:]...)
 	code = append(code,
-		0x60, 0xa0, 0x60, 0x00, 0xa1, // LOG2(0, 160, topic0, payload hash)
+		0x60, 0xa0, 0x60, 0x00, 0xa2, // LOG2(0, 160, topic0, payload hash)
 		0x00, // STOP
 	)
 	return code

@@ -90,6 +90,10 @@ func StartL2(cfg L2Config) (*L2, error) {
 		jwtSecretPath: secretPath,
 		authPort:      cfg.AuthPort,
 		noLogIndex:    true,
+		// The sequencer asks for a block one block time after starting it; with op-geth's
+		// 2 s default the builder would not look at the pool again before then, and
+		// transactions arriving after the start would wait a block.
+		recommit: l2Recommit,
 	})
 	if err != nil {
 		l2.removeSecretDir()
@@ -183,6 +187,9 @@ func (l *L2) Close() error {
 	})
 	return l.closeErr
 }
+
+// l2Recommit is how often the L2 payload builder adds newly arrived pool transactions.
+const l2Recommit = 200 * time.Millisecond
 
 // L2Miner seals L2 blocks on demand through the L2's Engine API, each starting with the
 // L1-attributes deposit a sequencing rollup node puts first and holding every pending

@@ -165,13 +165,78 @@ func (g *Load) Resync() {
 	g.contracts, g.live = contracts, live
 }
 
+// loadBlock is one block's worth of load, and what it changes once it is mined.
+type loadBlock struct {
+	txs      []*types.Transaction
+	deployed []common.Address
+	set      []slotRef
+	deleted  map[int]bool
+}
+
 // MineBlock sends one block's worth of transactions, seals the block and checks that it
 // holds them all and that every one succeeded.
 func (g *Load) MineBlock(ctx context.Context) (*types.Header, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	head := g.l1.Head()
+	lb, err := g.send()
+	if err != nil {
+		return nil, err
+	}
+	header, err := g.l1.Mine()
+	if err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
+	if err := g.checkBlock(header, lb.txs); err != nil {
+		return nil, err
+	}
+	g.commit(lb)
+	return header, nil
+}
+
+// SendBlock sends one block's worth of transactions to a chain that someone else seals
+// (a sequencer), and counts on them being included: later transactions build on their
+// contracts and slots.
+func (g *Load) SendBlock(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	lb, err := g.send()
+	if err != nil {
+		return err
+	}
+	g.commit(lb)
+	return nil
+}
+
+// send builds one block's worth of transactions on the head and adds them to the pool.
+func (g *Load) send() (*loadBlock, error) {
+	lb, err := g.nextBlock(g.l1.Head())
+	if err != nil {
+		return nil, err
+	}
+	for i, err := range g.l1.Backend().TxPool().Add(lb.txs, true) {
+		if err != nil {
+			return nil, fmt.Errorf("load: add transaction %d: %w", i, err)
+		}
+	}
+	return lb, nil
+}
+
+// commit records what a mined block of load changed.
+func (g *Load) commit(lb *loadBlock) {
+	g.contracts = append(g.contracts, lb.deployed...)
+	var live []slotRef
+	for i, s := range g.live {
+		if !lb.deleted[i] {
+			live = append(live, s)
+		}
+	}
+	g.live = append(live, lb.set...)
+}
+
+// nextBlock signs the next block's worth of transactions, priced for head.
+func (g *Load) nextBlock(head *types.Header) (*loadBlock, error) {
 	tip := big.NewInt(1e9)
 	feeCap := new(big.Int).Add(new(big.Int).Mul(head.BaseFee, big.NewInt(2)), tip)
 	txs := make([]*types.Transaction, 0, g.cfg.TxsPerBlock)
@@ -243,27 +308,7 @@ func (g *Load) MineBlock(ctx context.Context) (*types.Header, error) {
 		g.nonces[from.Address] = nonce + 1
 		g.sent++
 	}
-	for i, err := range g.l1.Backend().TxPool().Add(txs, true) {
-		if err != nil {
-			return nil, fmt.Errorf("load: add transaction %d: %w", i, err)
-		}
-	}
-	header, err := g.l1.Mine()
-	if err != nil {
-		return nil, fmt.Errorf("load: %w", err)
-	}
-	if err := g.checkBlock(header, txs); err != nil {
-		return nil, err
-	}
-	g.contracts = append(g.contracts, deployed...)
-	var live []slotRef
-	for i, s := range g.live {
-		if !deleted[i] {
-			live = append(live, s)
-		}
-	}
-	g.live = append(live, set...)
-	return header, nil
+	return &loadBlock{txs: txs, deployed: deployed, set: set, deleted: deleted}, nil
 }
 
 // absentAddress is a new address no transaction ever funds: reading it reads an account

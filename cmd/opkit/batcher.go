@@ -76,7 +76,7 @@ func batcherCommand() *cli.Command {
 			str("rpc.addr", "127.0.0.1", "admin JSON-RPC listen address"),
 			integer("rpc.port", 8545, "admin JSON-RPC port: admin_startBatcher, admin_stopBatcher, admin_flushBatcher (0 picks a free one)"),
 			str("metrics.addr", "127.0.0.1", "/metrics and /health listen address"),
-			integer("metrics.port", 7300, "/metrics and /health port (0 picks a free one)"),
+			integer("metrics.port", 7301, "/metrics and /health port (0 picks a free one)"),
 		},
 		Action: runBatcher,
 	}

@@ -29,7 +29,7 @@ func collectorCommand() *cli.Command {
 			&cli.StringFlag{Name: "rpc.addr", Value: "127.0.0.1", Usage: "getter API listen address (HTTP and websocket)", EnvVars: envVars(cmd, "rpc.addr")},
 			&cli.IntFlag{Name: "rpc.port", Value: 8547, Usage: "getter API port (0 picks a free one)", EnvVars: envVars(cmd, "rpc.port")},
 			&cli.StringFlag{Name: "metrics.addr", Value: "127.0.0.1", Usage: "/metrics and /health listen address", EnvVars: envVars(cmd, "metrics.addr")},
-			&cli.IntFlag{Name: "metrics.port", Value: 7300, Usage: "/metrics and /health port (0 picks a free one)", EnvVars: envVars(cmd, "metrics.port")},
+			&cli.IntFlag{Name: "metrics.port", Value: 7303, Usage: "/metrics and /health port (0 picks a free one)", EnvVars: envVars(cmd, "metrics.port")},
 			&cli.DurationFlag{Name: "poll-interval", Value: 500 * time.Millisecond, Usage: "how often to look for a new head", EnvVars: envVars(cmd, "poll-interval")},
 			&cli.DurationFlag{Name: "status-interval", Value: 10 * time.Second, Usage: "how often to log a status line", EnvVars: envVars(cmd, "status-interval")},
 			&cli.DurationFlag{Name: "l2.timeout", Value: 30 * time.Second, Usage: "deadline of each call to the execution client", EnvVars: envVars(cmd, "l2.timeout")},

@@ -47,7 +47,7 @@ func daServerCommand() *cli.Command {
 			&cli.BoolFlag{Name: "generic-commitment", Usage: "answer POST /put with generic commitments (0x01 ‖ da-layer-byte ‖ keccak256) instead of keccak256 ones", EnvVars: envVars(cmd, "generic-commitment")},
 			&cli.UintFlag{Name: "da-layer-byte", Value: 0xff, Usage: "DA layer byte of generic commitments (0..255; [0,127) is for real DA layers)", EnvVars: envVars(cmd, "da-layer-byte")},
 			&cli.BoolFlag{Name: "faults.admin", Usage: "enable GET|PUT /admin/faults fault injection (tests and demos only)", EnvVars: envVars(cmd, "faults.admin")},
-			&cli.IntFlag{Name: "metrics.port", Value: 7300, Usage: "port of /metrics and /health on --addr (0 picks a free one)", EnvVars: envVars(cmd, "metrics.port")},
+			&cli.IntFlag{Name: "metrics.port", Value: 7302, Usage: "port of /metrics and /health on --addr (0 picks a free one)", EnvVars: envVars(cmd, "metrics.port")},
 			&cli.IntFlag{Name: "breaker.threshold", Value: 5, Usage: "consecutive primary failures that open the breaker", EnvVars: envVars(cmd, "breaker.threshold")},
 			&cli.DurationFlag{Name: "breaker.cooldown", Value: 10 * time.Second, Usage: "how long the open breaker answers 503 before a trial", EnvVars: envVars(cmd, "breaker.cooldown")},
 			&cli.DurationFlag{Name: "probe-interval", Value: 2 * time.Second, Usage: "store health probe period", EnvVars: envVars(cmd, "probe-interval")},

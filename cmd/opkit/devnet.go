@@ -49,6 +49,9 @@ func devnetCommand() *cli.Command {
 			&cli.BoolFlag{Name: "collector", Value: true, Usage: "run opkit collector on the L2 (--collector=false turns it off)", EnvVars: envVars(cmd, "collector")},
 			&cli.IntFlag{Name: "collector.port", Value: 8547, Usage: "collector getter API port (0 picks a free port)", EnvVars: envVars(cmd, "collector.port")},
 			&cli.IntFlag{Name: "collector.metrics.port", Value: 7303, Usage: "collector /metrics and /health port (0 picks a free port)", EnvVars: envVars(cmd, "collector.metrics.port")},
+			&cli.StringFlag{Name: "chains", Usage: "run an interop devnet instead: these L2 chain IDs (e.g. 901,902), each with a node in managed mode and a batcher, under opkit supervisor", EnvVars: envVars(cmd, "chains")},
+			&cli.BoolFlag{Name: "supervisor", Value: true, Usage: "with --chains: run opkit supervisor (--supervisor=false prints each node's managed endpoint and JWT for an external one)", EnvVars: envVars(cmd, "supervisor")},
+			&cli.IntFlag{Name: "load", Value: 0, Usage: "send this many transactions of a varied mix to every L2 block (0: none)", EnvVars: envVars(cmd, "load")},
 			&cli.Uint64Flag{Name: "collector.window", Value: collector.DefaultWindow, Usage: "L2 blocks the collector keeps", EnvVars: envVars(cmd, "collector.window")},
 		},
 		Subcommands: []*cli.Command{devnetSendCommand(), devnetDepositCommand()},
@@ -57,6 +60,9 @@ func devnetCommand() *cli.Command {
 }
 
 func runDevnet(c *cli.Context) error {
+	if c.String("chains") != "" {
+		return runInteropDevnet(c)
+	}
 	if c.Duration("l1.block-time") < 100*time.Millisecond {
 		return fmt.Errorf("--l1.block-time: %s is below the 100ms minimum", c.Duration("l1.block-time"))
 	}
@@ -78,6 +84,9 @@ func runDevnet(c *cli.Context) error {
 	da, err := batcher.ParseDAType(c.String("da"))
 	if err != nil {
 		return fmt.Errorf("--da: %w", err)
+	}
+	if c.Int("load") < 0 {
+		return fmt.Errorf("--load: must not be negative")
 	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -134,6 +143,13 @@ func runDevnet(c *cli.Context) error {
 		parts = append(parts, m)
 	}
 	printDevnet(c.App.Writer, dir, d, parts)
+	if n := c.Int("load"); n > 0 {
+		go func() {
+			if err := d.RunLoad(ctx, n); err != nil && ctx.Err() == nil {
+				log.Error("load stopped", "err", err)
+			}
+		}()
+	}
 	go logDevnetStatus(ctx, log, d, c.Duration("status-interval"))
 	return waitAndClose(ctx, log, "devnet", d.Node.Done, d.Node.Err, d.Close)
 }

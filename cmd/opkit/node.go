@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/opkit/opkit/devnet"
+	"github.com/opkit/opkit/interop"
 	"github.com/opkit/opkit/rollup"
 	"github.com/opkit/opkit/rollup/driver"
 	"github.com/opkit/opkit/rollup/node"
@@ -47,6 +48,9 @@ func nodeCommand() *cli.Command {
 			&cli.StringFlag{Name: "altda.da-server", Usage: "AltDA server URL the commitments' data is fetched from", EnvVars: envVars(cmd, "altda.da-server")},
 			&cli.DurationFlag{Name: "l1.timeout", Value: 10 * time.Second, Usage: "deadline of every L1 call", EnvVars: envVars(cmd, "l1.timeout")},
 			&cli.DurationFlag{Name: "l2.timeout", Value: 10 * time.Second, Usage: "deadline of every execution-client call", EnvVars: envVars(cmd, "l2.timeout")},
+			&cli.StringFlag{Name: "interop.rpc.addr", Usage: "serve the supervisor's managed-node protocol (websocket and HTTP) on this address: managed mode, for chains with interop_time at genesis; empty: off", EnvVars: envVars(cmd, "interop.rpc.addr")},
+			&cli.IntFlag{Name: "interop.rpc.port", Value: 9645, Usage: "managed-node protocol port (0 picks a free port)", EnvVars: envVars(cmd, "interop.rpc.port")},
+			&cli.StringFlag{Name: "interop.jwt-secret", Usage: "file holding the supervisor's JWT secret (32 bytes hex); created, mode 0600, when missing; required with --interop.rpc.addr", EnvVars: envVars(cmd, "interop.jwt-secret")},
 			&cli.DurationFlag{Name: "health.stall-timeout", Value: 30 * time.Second, Usage: "/health answers 503 once derivation, the sequencer or L1 polling has failed for this long", EnvVars: envVars(cmd, "health.stall-timeout")},
 		},
 		Action: runNode,
@@ -59,7 +63,7 @@ func runNode(c *cli.Context) error {
 			return fmt.Errorf("--%s: required", name)
 		}
 	}
-	for _, name := range []string{"rpc.port", "metrics.port"} {
+	for _, name := range []string{"rpc.port", "metrics.port", "interop.rpc.port"} {
 		if p := c.Int(name); p < 0 || p > 65535 {
 			return fmt.Errorf("--%s: %d is not a port", name, p)
 		}
@@ -68,6 +72,9 @@ func runNode(c *cli.Context) error {
 		if c.Duration(name) <= 0 {
 			return fmt.Errorf("--%s: must be positive", name)
 		}
+	}
+	if (c.String("interop.rpc.addr") != "") != (c.String("interop.jwt-secret") != "") {
+		return fmt.Errorf("--interop.jwt-secret: required with --interop.rpc.addr, and only with it")
 	}
 	if c.Bool("sequencer.stopped") && !c.Bool("sequencer.enabled") {
 		return fmt.Errorf("--sequencer.stopped: needs --sequencer.enabled")
@@ -87,6 +94,10 @@ func runNode(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("--l1.chain-config: %w", err)
 	}
+	interopCfg, err := interopConfig(c)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	log := slog.Default()
@@ -105,12 +116,16 @@ func runNode(c *cli.Context) error {
 		RPCAddr:          c.String("rpc.addr"), RPCPort: c.Int("rpc.port"),
 		MetricsAddr: c.String("metrics.addr"), MetricsPort: c.Int("metrics.port"),
 		L1PollInterval: c.Duration("l1.poll-interval"), StatusInterval: c.Duration("status-interval"),
-		Log: log, Version: versionString(),
+		Interop: interopCfg,
+		Log:     log, Version: versionString(),
 	})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "rollup node JSON-RPC: %s\nmetrics: %s/metrics\nhealth: %s/health\n", n.RPCEndpoint(), n.MetricsEndpoint(), n.MetricsEndpoint())
+	if interopCfg != nil {
+		fmt.Fprintf(c.App.Writer, "managed-node endpoint: %s (JWT secret in %s)\n", n.InteropEndpoint(), c.String("interop.jwt-secret"))
+	}
 	return waitAndClose(ctx, log, "rollup node", n.Done, n.Err, n.Close)
 }
 
@@ -172,4 +187,18 @@ func l1ChainConfig(path string, chainID *big.Int) (*params.ChainConfig, error) {
 		return nil, fmt.Errorf("%s is for chain %v, the rollup's L1 is %v", path, cfg.ChainID, chainID)
 	}
 	return &cfg, nil
+}
+
+// interopConfig is managed mode as the --interop.* flags ask for it, or nil when
+// --interop.rpc.addr is empty. The JWT secret file is created when it does not exist.
+func interopConfig(c *cli.Context) (*node.InteropConfig, error) {
+	addr, path := c.String("interop.rpc.addr"), c.String("interop.jwt-secret")
+	if addr == "" {
+		return nil, nil
+	}
+	secret, err := interop.LoadOrCreateSecret(path)
+	if err != nil {
+		return nil, fmt.Errorf("--interop.jwt-secret: %w", err)
+	}
+	return &node.InteropConfig{Addr: addr, Port: c.Int("interop.rpc.port"), Secret: secret}, nil
 }

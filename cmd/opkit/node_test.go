@@ -35,6 +35,13 @@ func TestNodeFlagErrorsNameTheFlag(t *testing.T) {
 		{append(base, "--l2.jwt-secret", jwt, "--rollup.config", bad, "--rpc.port", "70000"), "--rpc.port"},
 		{append(base, "--l2.jwt-secret", jwt, "--rollup.config", bad, "--sequencer.stopped"), "--sequencer.stopped"},
 		{append(base, "--l2.jwt-secret", jwt, "--rollup.config", bad, "--status-interval", "0s"), "--status-interval"},
+		{append(base, "--l2.jwt-secret", jwt, "--rollup.config", bad, "--l1.timeout", "0s"), "--l1.timeout"},
+		{append(base, "--l2.jwt-secret", jwt, "--rollup.config", bad, "--health.stall-timeout", "-1s"), "--health.stall-timeout"},
+		{append(base, "--l2.jwt-secret", jwt, "--rollup.config", bad, "--altda.enabled"), "--altda.da-server"},
+		{append(base, "--l2.jwt-secret", jwt, "--rollup.config", bad, "--altda.da-server", "http://127.0.0.1:3"), "--altda.da-server"},
+		{append(base, "--l2.jwt-secret", jwt, "--rollup.config", bad, "--interop.rpc.port", "-1"), "--interop.rpc.port"},
+		{append(base, "--l2.jwt-secret", jwt, "--rollup.config", bad, "--interop.rpc.addr", "127.0.0.1"), "--interop.jwt-secret"},
+		{append(base, "--l2.jwt-secret", jwt, "--rollup.config", bad, "--interop.jwt-secret", jwt), "--interop.jwt-secret"},
 	}
 	for _, c := range cases {
 		app := newApp()

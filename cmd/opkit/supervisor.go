@@ -30,7 +30,7 @@ func supervisorCommand() *cli.Command {
 			&cli.StringFlag{Name: "rpc.addr", Value: "127.0.0.1", Usage: "address of the supervisor_ JSON-RPC API", EnvVars: envVars(cmd, "rpc.addr")},
 			&cli.IntFlag{Name: "rpc.port", Value: 8545, Usage: "port of the supervisor_ JSON-RPC API (0 picks a free one)", EnvVars: envVars(cmd, "rpc.port")},
 			&cli.StringFlag{Name: "metrics.addr", Value: "127.0.0.1", Usage: "address of /metrics and /health", EnvVars: envVars(cmd, "metrics.addr")},
-			&cli.IntFlag{Name: "metrics.port", Value: 7300, Usage: "port of /metrics and /health", EnvVars: envVars(cmd, "metrics.port")},
+			&cli.IntFlag{Name: "metrics.port", Value: 7304, Usage: "port of /metrics and /health", EnvVars: envVars(cmd, "metrics.port")},
 			&cli.DurationFlag{Name: "l1.poll-interval", Value: 2 * time.Second, Usage: "how often L1's head and finalized block are read", EnvVars: envVars(cmd, "l1.poll-interval")},
 			&cli.DurationFlag{Name: "reassert-interval", Value: 10 * time.Second, Usage: "how often acknowledged promotions are sent again", EnvVars: envVars(cmd, "reassert-interval")},
 			&cli.DurationFlag{Name: "status-interval", Value: 10 * time.Second, Usage: "how often a status line is logged", EnvVars: envVars(cmd, "status-interval")},

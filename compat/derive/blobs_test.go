@@ -7,8 +7,17 @@ import (
 	"log/slog"
 	"math/big"
 	"os"
+	"reflect"
 	"testing"
 	"time"
+
+	opaltda "github.com/ethereum-optimism/optimism/op-alt-da"
+	opmetrics "github.com/ethereum-optimism/optimism/op-node/metrics"
+	opderive "github.com/ethereum-optimism/optimism/op-node/rollup/derive"
+	opclient "github.com/ethereum-optimism/optimism/op-service/client"
+	"github.com/ethereum-optimism/optimism/op-service/sources"
+	gethlog "github.com/ethereum/go-ethereum/log"
+	"github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -16,6 +25,7 @@ import (
 	"github.com/ethereum/go-ethereum/ethclient"
 
 	"github.com/opkit/opkit/devnet"
+	"github.com/opkit/opkit/eth"
 	"github.com/opkit/opkit/rollup/batch"
 	"github.com/opkit/opkit/rollup/clock"
 	"github.com/opkit/opkit/rollup/dasource"
@@ -27,9 +37,10 @@ import (
 
 // TestDeriveBlobs posts a real sequencer's chain to the dev L1 in blobs (one frame per
 // blob, as op-batcher does) and derives it through rollup/dasource, which fetches the
-// blobs from the dev L1's beacon API: every attributes must be the sequencer's block.
-// It runs here because the main module's race detector makes KZG cell proofs take
-// minutes.
+// blobs from the dev L1's beacon API: every attributes must be the sequencer's block,
+// and the attributes op-node's own pipeline derives from the same L1, beacon and L2
+// (its RPC L1 client and beacon client). It runs here because the main module's race
+// detector makes KZG cell proofs take minutes.
 func TestDeriveBlobs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -128,6 +139,38 @@ func TestDeriveBlobs(t *testing.T) {
 	if err := dv.Reset(ctx, safe); err != nil {
 		t.Fatal(err)
 	}
+	oplog := gethlog.NewLogger(gethlog.DiscardHandler())
+	rpcClient, err := rpc.DialContext(ctx, d.L1.HTTPEndpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rpcClient.Close()
+	theirL1, err := sources.NewL1Client(opclient.NewBaseRPCClient(rpcClient), oplog, nil, sources.L1ClientSimpleConfig(true, sources.RPCKindStandard, 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	beacon := sources.NewL1BeaconClient(sources.NewBeaconHTTPClient(opclient.NewBasicHTTPClient(d.L1.BeaconURL(), oplog)), sources.L1BeaconClientConfig{})
+	theirs := opderive.NewDerivationPipeline(oplog, opnodeConfig(t, cfg), nil, theirL1, beacon, opaltda.Disabled, opnodeL2{l2src},
+		opmetrics.NoopMetrics, false, d.L1.ChainConfig())
+	theirs.Reset()
+	theirs.ConfirmEngineReset()
+	opnodeNext := func(safe eth.L2BlockRef) derived {
+		for {
+			if time.Now().After(deadline) {
+				t.Fatalf("op-node derived nothing after %d by the deadline", safe.Number)
+			}
+			a, err := theirs.Step(ctx, toOp(safe))
+			if errors.Is(err, io.EOF) {
+				time.Sleep(20 * time.Millisecond)
+				continue
+			} else if errors.Is(err, opderive.NotEnoughData) || (err == nil && a == nil) {
+				continue
+			} else if err != nil {
+				t.Fatalf("op-node after %d: %v", safe.Number, err)
+			}
+			return fromOpnode(a)
+		}
+	}
 	for safe.Number < uint64(len(blocks)) {
 		if time.Now().After(deadline) {
 			t.Fatalf("derived up to %d of %d, origin %v", safe.Number, len(blocks), dv.Origin().ID())
@@ -144,6 +187,9 @@ func TestDeriveBlobs(t *testing.T) {
 		want := blocks[safe.Number]
 		if err := derivetest.SameBlock(a.Payload, a.Parent.Hash, want); err != nil {
 			t.Fatalf("block %d: %v", want.NumberU64(), err)
+		}
+		if mine, theirs := fromOpkit(a), opnodeNext(safe); !reflect.DeepEqual(mine, theirs) {
+			t.Fatalf("block %d: opkit %+v, op-node %+v", want.NumberU64(), mine, theirs)
 		}
 		if a.DerivedFrom != inclusion {
 			t.Fatalf("block %d derived from %v, want the blob transaction's block %v", want.NumberU64(), a.DerivedFrom.ID(), inclusion.ID())

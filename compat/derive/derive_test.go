@@ -266,8 +266,8 @@ func (l *l2Chain) SystemConfigByL2Hash(_ context.Context, h common.Hash) (rollup
 	return l.sys, nil
 }
 
-// opnodeL2 is op-node's view of an l2Chain.
-type opnodeL2 struct{ l *l2Chain }
+// opnodeL2 is op-node's view of an L2 source (an l2Chain or opkit's engine).
+type opnodeL2 struct{ l derive.L2Source }
 
 func toOp(r eth.L2BlockRef) opeth.L2BlockRef {
 	return opeth.L2BlockRef{Hash: r.Hash, Number: r.Number, ParentHash: r.ParentHash, Time: r.Time,
@@ -288,7 +288,7 @@ func (o opnodeL2) PayloadByNumber(context.Context, uint64) (*opeth.ExecutionPayl
 }
 
 func (o opnodeL2) L2BlockRefByLabel(context.Context, opeth.BlockLabel) (opeth.L2BlockRef, error) {
-	return toOp(o.l.head), nil
+	return opeth.L2BlockRef{}, errors.New("derivation reads no labels")
 }
 
 func (o opnodeL2) L2BlockRefByHash(ctx context.Context, h common.Hash) (opeth.L2BlockRef, error) {
@@ -343,10 +343,8 @@ func runOpkit(t *testing.T, cfg *rollup.Config, l1cfg *params.ChainConfig, c *l1
 		} else if err != nil {
 			t.Fatalf("opkit: %v", err)
 		}
-		p := a.Payload
-		out = append(out, derived{Parent: a.Parent, Timestamp: p.Timestamp, Random: p.Random, FeeRecip: p.SuggestedFeeRecipient,
-			BeaconRoot: *p.BeaconRoot, GasLimit: *p.GasLimit, EIP1559: p.EIP1559Params, NoTxPool: p.NoTxPool, MinBaseFee: p.MinBaseFee, Txs: p.Transactions, DerivedFrom: a.DerivedFrom})
-		if err := l2.apply(a.Parent, p.Timestamp, p.Transactions); err != nil {
+		out = append(out, fromOpkit(a))
+		if err := l2.apply(a.Parent, a.Payload.Timestamp, a.Payload.Transactions); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -355,16 +353,8 @@ func runOpkit(t *testing.T, cfg *rollup.Config, l1cfg *params.ChainConfig, c *l1
 }
 
 func runOpnode(t *testing.T, cfg *rollup.Config, l1cfg *params.ChainConfig, c *l1Chain) []derived {
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var opCfg oprollup.Config
-	if err := json.Unmarshal(raw, &opCfg); err != nil {
-		t.Fatal(err)
-	}
 	l2 := newL2Chain(cfg)
-	p := opderive.NewDerivationPipeline(gethlog.NewLogger(gethlog.DiscardHandler()), &opCfg, nil, opnodeL1{c}, noBlobs{}, opaltda.Disabled,
+	p := opderive.NewDerivationPipeline(gethlog.NewLogger(gethlog.DiscardHandler()), opnodeConfig(t, cfg), nil, opnodeL1{c}, noBlobs{}, opaltda.Disabled,
 		opnodeL2{l2}, opmetrics.NoopMetrics, false, l1cfg)
 	p.Reset()
 	p.ConfirmEngineReset()
@@ -382,25 +372,51 @@ func runOpnode(t *testing.T, cfg *rollup.Config, l1cfg *params.ChainConfig, c *l
 		if a == nil {
 			continue
 		}
-		at := a.Attributes
-		txs := make([][]byte, len(at.Transactions))
-		for i, tx := range at.Transactions {
-			txs[i] = tx
-		}
-		var eip []byte
-		if at.EIP1559Params != nil {
-			eip = at.EIP1559Params[:]
-		}
-		out = append(out, derived{Parent: fromOp(a.Parent), Timestamp: uint64(at.Timestamp), Random: common.Hash(at.PrevRandao),
-			FeeRecip: at.SuggestedFeeRecipient, BeaconRoot: *at.ParentBeaconBlockRoot, GasLimit: uint64(*at.GasLimit), EIP1559: eip,
-			NoTxPool: at.NoTxPool, MinBaseFee: at.MinBaseFee, Txs: txs, DerivedFrom: eth.L1BlockRef{Hash: a.DerivedFrom.Hash, Number: a.DerivedFrom.Number,
-				ParentHash: a.DerivedFrom.ParentHash, Time: a.DerivedFrom.Time}})
-		if err := l2.apply(fromOp(a.Parent), uint64(at.Timestamp), txs); err != nil {
+		d := fromOpnode(a)
+		out = append(out, d)
+		if err := l2.apply(d.Parent, d.Timestamp, d.Txs); err != nil {
 			t.Fatal(err)
 		}
 	}
 	t.Fatal("op-node does not go idle")
 	return nil
+}
+
+func fromOpkit(a *derive.Attributes) derived {
+	p := a.Payload
+	return derived{Parent: a.Parent, Timestamp: p.Timestamp, Random: p.Random, FeeRecip: p.SuggestedFeeRecipient,
+		BeaconRoot: *p.BeaconRoot, GasLimit: *p.GasLimit, EIP1559: p.EIP1559Params, NoTxPool: p.NoTxPool, MinBaseFee: p.MinBaseFee,
+		Txs: p.Transactions, DerivedFrom: a.DerivedFrom}
+}
+
+func fromOpnode(a *opderive.AttributesWithParent) derived {
+	at := a.Attributes
+	txs := make([][]byte, len(at.Transactions))
+	for i, tx := range at.Transactions {
+		txs[i] = tx
+	}
+	var eip []byte
+	if at.EIP1559Params != nil {
+		eip = at.EIP1559Params[:]
+	}
+	return derived{Parent: fromOp(a.Parent), Timestamp: uint64(at.Timestamp), Random: common.Hash(at.PrevRandao),
+		FeeRecip: at.SuggestedFeeRecipient, BeaconRoot: *at.ParentBeaconBlockRoot, GasLimit: uint64(*at.GasLimit), EIP1559: eip,
+		NoTxPool: at.NoTxPool, MinBaseFee: at.MinBaseFee, Txs: txs, DerivedFrom: eth.L1BlockRef{Hash: a.DerivedFrom.Hash,
+			Number: a.DerivedFrom.Number, ParentHash: a.DerivedFrom.ParentHash, Time: a.DerivedFrom.Time}}
+}
+
+// opnodeConfig is cfg in op-node's type, through rollup.json.
+func opnodeConfig(t *testing.T, cfg *rollup.Config) *oprollup.Config {
+	t.Helper()
+	raw, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opCfg oprollup.Config
+	if err := json.Unmarshal(raw, &opCfg); err != nil {
+		t.Fatal(err)
+	}
+	return &opCfg
 }
 
 func compare(t *testing.T, opkit, opnode []derived) {

@@ -311,3 +311,20 @@ func TestL1ReorgResets(t *testing.T) {
 		t.Fatalf("%d blocks after the reset", len(f.engine.got))
 	}
 }
+
+// With an L1 limit derivation reads no block past it, as if L1 ended there.
+func TestL1Limit(t *testing.T) {
+	f := newFakeChain(t)
+	b1 := f.l1.Mine(12, nil)
+	f.data.Add(b1.Hash, testBatcher, txData(t, batch.Frame{ID: cid(1), Data: zlibChannel(t, batchesAfter(f.engine.safe, f.l1.Ref(0), 2, 2)...), IsLast: true}))
+	f.d.SetL1Limit(0)
+	f.engine.run(f.d)
+	if len(f.engine.got) != 0 || f.d.Origin() != f.l1.Ref(0) {
+		t.Fatalf("%d blocks derived, origin %v, with L1 limited to block 0", len(f.engine.got), f.d.Origin().ID())
+	}
+	f.d.SetL1Limit(NoL1Limit)
+	f.engine.run(f.d)
+	if len(f.engine.got) != 2 || f.d.Origin() != b1 {
+		t.Fatalf("%d blocks derived, origin %v, after lifting the limit", len(f.engine.got), f.d.Origin().ID())
+	}
+}

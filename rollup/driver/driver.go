@@ -519,19 +519,8 @@ func (s *Driver) eventLoop() {
 
 		select {
 		case <-seqCh:
-			env, err := s.d.Sequencer.RunNextAction(ctx)
-			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				log.Error("sequencer critical error, stopping the driver", "err", err)
-				s.fail(fmt.Errorf("sequencer: %w", err))
+			if !s.runSequencer(ctx) {
 				return
-			}
-			if env != nil && s.d.Network != nil {
-				if err := s.d.Network.PublishL2Payload(ctx, env); err != nil {
-					log.Warn("failed to publish sequenced block", "number", env.ExecutionPayload.Number, "err", err)
-				}
 			}
 			planSequencer()
 		case <-syncTicker.C():
@@ -554,6 +543,17 @@ func (s *Driver) eventLoop() {
 			delayedStep = nil
 			step()
 		case <-stepReq:
+			// A due sequencer action goes before the step: block production keeps time,
+			// while derivation catching up on L1 always has a step ready and would
+			// otherwise take half of the turns. One action per step, so neither starves.
+			select {
+			case <-seqCh:
+				if !s.runSequencer(ctx) {
+					return
+				}
+				planSequencer()
+			default:
+			}
 			err := s.d.Pipeline.Step(ctx)
 			attempts++ // reset below when the step made healthy progress
 			outcome := stepOutcome(err)
@@ -631,6 +631,26 @@ func (s *Driver) eventLoop() {
 			return
 		}
 	}
+}
+
+// runSequencer runs one sequencer action and publishes a sealed block; false means the
+// loop must stop (closing, or a critical sequencer error, recorded).
+func (s *Driver) runSequencer(ctx context.Context) bool {
+	env, err := s.d.Sequencer.RunNextAction(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return false
+		}
+		s.d.Log.Error("sequencer critical error, stopping the driver", "err", err)
+		s.fail(fmt.Errorf("sequencer: %w", err))
+		return false
+	}
+	if env != nil && s.d.Network != nil {
+		if err := s.d.Network.PublishL2Payload(ctx, env); err != nil {
+			s.d.Log.Warn("failed to publish sequenced block", "number", env.ExecutionPayload.Number, "err", err)
+		}
+	}
+	return true
 }
 
 func (s *Driver) resetPipeline(ctx context.Context) error {

@@ -32,11 +32,12 @@ type InteropConfig struct {
 	Secret interop.Secret
 }
 
-// Where a reset of a managed node's derivation comes from: the node itself (derivation
-// found its view inconsistent: it asks the supervisor), the supervisor's interop_reset,
-// or a replacement block.
+// Where a reset of a managed node's derivation comes from: the node's start, the node
+// itself (derivation found its view inconsistent: it asks the supervisor), the
+// supervisor's interop_reset, or a replacement block.
 const (
-	resetSelf = iota
+	resetAtStart = iota
+	resetSelf
 	resetBySupervisor
 	resetByReplacement
 )

@@ -57,7 +57,7 @@ func TestL1ReorgBelowSequencerOrigin(t *testing.T) {
 	resume()
 
 	// The sequencer must move onto the new branch: wait for its origin to pass the old one.
-	waitFor(t, 60*time.Second, "the unsafe chain to build on the new L1 branch", func() bool {
+	waitFor(t, 120*time.Second, "the unsafe chain to build on the new L1 branch", func() bool {
 		st := syncStatus(t, nodeRPC)
 		return st.UnsafeL2.L1Origin.Number > origin.Number+2
 	})
