@@ -2,7 +2,11 @@ package devnet
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
+	"maps"
+	"os"
 	"testing"
 	"time"
 
@@ -138,5 +142,46 @@ func TestL2RunsThePredeploys(t *testing.T) {
 	// The GasPriceOracle runs in its Isthmus mode.
 	if got := callUint(t, c, GasPriceOraclePredeploy, "isIsthmus()", miner.Head()); common.BytesToHash(got).Big().Uint64() != 1 {
 		t.Fatalf("GasPriceOracle.isIsthmus() = %x", got)
+	}
+}
+
+// TestPredeployAllocIsTheRegistrys checks the embedded allocation against the registry
+// bundle op-geth embeds (OPKIT_UPDATE_PREDEPLOYS=1 rewrites it from there).
+func TestPredeployAllocIsTheRegistrys(t *testing.T) {
+	t.Parallel()
+	want, err := registryAlloc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.Getenv("OPKIT_UPDATE_PREDEPLOYS") == "1" {
+		data, err := json.Marshal(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		if _, err := zw.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile("predeploys_alloc.json.gz", buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	got, err := PredeployAlloc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("embedded allocation has %d accounts, the registry's %d", len(got), len(want))
+	}
+	for addr, w := range want {
+		g, ok := got[addr]
+		if !ok || !bytes.Equal(g.Code, w.Code) || g.Nonce != w.Nonce || g.Balance.Cmp(w.Balance) != 0 || !maps.Equal(g.Storage, w.Storage) {
+			t.Fatalf("account %s differs from the registry's", addr)
+		}
 	}
 }
