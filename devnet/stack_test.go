@@ -3,6 +3,7 @@ package devnet_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -71,11 +72,13 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 }
 
 // TestWholeDevnet runs the devnet as `opkit devnet` does, and checks what its user relies
-// on: the chain becomes safe and finalized from blobs, a deposit bridges, the collector
-// serves the window, and a restart resumes the same chain.
+// on: the chain becomes safe and finalized, a deposit bridges, the collector serves the
+// window, and a restart resumes the same chain. The batcher posts calldata here: under the
+// race detector a blob's cell proofs take seconds each, more than a 1 s chain leaves
+// (blobs are checked end to end in batcher/ and compat/).
 func TestWholeDevnet(t *testing.T) {
 	dir := t.TempDir()
-	d := startStack(t, dir, batcher.DABlobs)
+	d := startStack(t, dir, batcher.DACalldata)
 	closed := false
 	defer func() {
 		if !closed {
@@ -86,10 +89,12 @@ func TestWholeDevnet(t *testing.T) {
 	// Safe follows unsafe: the batcher's channels close after two L1 blocks, so safe
 	// trails by a few seconds of L2 blocks, not by the whole chain.
 	waitFor(t, 90*time.Second, "safe head 20", func() bool { return syncStatus(t, d).SafeL2.Number >= 20 })
+	// Whatever is unsafe now is safe soon after: the batcher keeps up.
+	target := syncStatus(t, d).UnsafeL2
+	waitFor(t, 60*time.Second, fmt.Sprintf("safe to reach unsafe block %d", target.Number), func() bool {
+		return syncStatus(t, d).SafeL2.Number >= target.Number
+	})
 	st := syncStatus(t, d)
-	if lag := st.UnsafeL2.Number - st.SafeL2.Number; lag > 20 {
-		t.Fatalf("safe %d lags unsafe %d by %d blocks", st.SafeL2.Number, st.UnsafeL2.Number, lag)
-	}
 	if st.CurrentL1.Number == 0 || st.CurrentL1.Number > st.HeadL1.Number {
 		t.Fatalf("current_l1 %d with L1 head %d", st.CurrentL1.Number, st.HeadL1.Number)
 	}
@@ -135,7 +140,7 @@ func TestWholeDevnet(t *testing.T) {
 		t.Fatalf("close: %v", err)
 	}
 	closed = true
-	d2 := startStack(t, dir, batcher.DABlobs)
+	d2 := startStack(t, dir, batcher.DACalldata)
 	defer d2.Close()
 	again := syncStatus(t, d2)
 	if again.UnsafeL2.Number < head.Number {
@@ -181,7 +186,8 @@ func checkCollectorOutput(t *testing.T, d *devnet.Devnet) {
 
 // TestDevnetAltDAFailover runs the devnet in AltDA mode, makes the DA server's primary
 // unavailable mid-run and clears it again: the safe head keeps moving throughout, the
-// batcher posts blobs while AltDA refuses, and commitments again afterwards.
+// batcher posts to Ethereum (blobs or calldata, by the auto rule) while AltDA refuses, and
+// commitments again afterwards.
 func TestDevnetAltDAFailover(t *testing.T) {
 	d := startStack(t, t.TempDir(), batcher.DAAltDA)
 	defer d.Close()
@@ -192,12 +198,13 @@ func TestDevnetAltDAFailover(t *testing.T) {
 
 	setFaults(t, d, `{"primary":{"put":"unavailable"}}`)
 	l1AtOutage := d.L1.Head().Number.Uint64()
-	outage := syncStatus(t, d).SafeL2.Number
-	waitFor(t, 90*time.Second, "safe to move on during the outage", func() bool {
-		return syncStatus(t, d).SafeL2.Number >= outage+10
+	// Blocks after the unsafe head of now can only reach L1 during the outage.
+	outage := syncStatus(t, d).UnsafeL2.Number
+	waitFor(t, 120*time.Second, "safe to move on during the outage", func() bool {
+		return syncStatus(t, d).SafeL2.Number >= outage+5
 	})
-	if c := countInbox(d, l1AtOutage+1); c.blobs == 0 {
-		t.Fatalf("during the outage: %+v, want blob transactions", c)
+	if c := countInbox(d, l1AtOutage+1); c.blobs+c.calldata == 0 {
+		t.Fatalf("during the outage: %+v, want data posted to Ethereum", c)
 	}
 
 	setFaults(t, d, `{}`)

@@ -29,14 +29,7 @@ const depositV0FixedLen = 32 + 32 + 8 + 1
 // UserDepositSourceHash is keccak256(domain 0 ‖ keccak256(L1 block hash ‖ log index)): the
 // log's position on L1 makes the deposit unique.
 func UserDepositSourceHash(l1Hash common.Hash, logIndex uint64) common.Hash {
-	var id [64]byte
-	copy(id[:32], l1Hash[:])
-	binary.BigEndian.PutUint64(id[56:], logIndex)
-	inner := crypto.Keccak256Hash(id[:])
-	var outer [64]byte
-	binary.BigEndian.PutUint64(outer[24:32], userDepositSourceDomain)
-	copy(outer[32:], inner[:])
-	return crypto.Keccak256Hash(outer[:])
+	return l1SourceHash(userDepositSourceDomain, l1Hash, logIndex)
 }
 
 // UserDeposits decodes, in L1 order, the deposits the portal logged in the successful

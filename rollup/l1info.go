@@ -172,12 +172,19 @@ func readIsthmusFields(d []byte) (*L1BlockInfo, error) {
 // L1InfoSourceHash is the deposit's source hash: keccak256(domain 1 ‖ keccak256(L1 block
 // hash ‖ sequence number)), which makes each L2 block's deposit unique.
 func L1InfoSourceHash(l1Hash common.Hash, seq uint64) common.Hash {
+	return l1SourceHash(l1InfoSourceDomain, l1Hash, seq)
+}
+
+// l1SourceHash is keccak256(u256 domain ‖ keccak256(L1 block hash ‖ u256 n)), the source
+// hash of the deposits tied to an L1 block: n is the log index of a user deposit, the
+// sequence number of an L1-attributes deposit.
+func l1SourceHash(domain uint64, l1Hash common.Hash, n uint64) common.Hash {
 	var id [64]byte
 	copy(id[:32], l1Hash[:])
-	binary.BigEndian.PutUint64(id[56:], seq)
+	binary.BigEndian.PutUint64(id[56:], n)
 	inner := crypto.Keccak256Hash(id[:])
 	var outer [64]byte
-	binary.BigEndian.PutUint64(outer[24:32], l1InfoSourceDomain)
+	binary.BigEndian.PutUint64(outer[24:32], domain)
 	copy(outer[32:], inner[:])
 	return crypto.Keccak256Hash(outer[:])
 }
