@@ -57,13 +57,13 @@ bench-node:
 # fresh op-geth, over one dev L1 holding 2,000 L2 blocks of 50 transactions in blobs;
 # alternating, 2 rounds each (docs/BENCHMARKS.md, Derivation).
 bench-derive:
-	cd compat && $(GO) test -run '^$$' -bench BenchmarkDerive -benchtime 1x -timeout 90m ./bench/
+	cd compat && $(GO) test -v -run '^$$' -bench BenchmarkDerive -benchtime 1x -timeout 90m ./bench/
 
 # Batch submission: opkit batcher and op-batcher v1.16.13, each in its own process, posting
 # the same 2,000-block L2 chain in blobs to a fresh dev L1 per run; alternating, 2 runs
 # each (docs/BENCHMARKS.md, Batcher).
 bench-batcher:
-	cd compat && $(GO) test -run '^$$' -bench BenchmarkBatcher -benchtime 1x -timeout 120m ./bench/
+	cd compat && $(GO) test -v -run '^$$' -bench BenchmarkBatcher -benchtime 1x -timeout 120m ./bench/
 
 # A 30-minute soak of the whole devnet at 100 transactions per L2 block: memory, disk and
 # safe lag sampled every 30 s into docs/soak.csv and docs/soak.svg (docs/BENCHMARKS.md).
