@@ -509,10 +509,21 @@ func TestUnsafePayloadsAreInsertedInOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h.settle()
-	st, _ := h.d.SyncStatus(h.ctx)
-	if st.UnsafeL2.Number != 14 {
-		t.Fatalf("unsafe %d, want 14", st.UnsafeL2.Number)
+	// The payloads wait in the loop's buffered channel; the loop takes them in turn with
+	// its other events, so wait for the head rather than for one round of the loop.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := h.d.SyncStatus(h.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.UnsafeL2.Number == 14 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("unsafe %d, want 14", st.UnsafeL2.Number)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	h.waitSteps(2) // payloads request a step (coalesced while one is pending)
 	h.e.mu.Lock()
