@@ -171,6 +171,16 @@ func (h *harness) waitSteps(n int) {
 // served only between events.
 func (h *harness) settle() {
 	h.t.Helper()
+	// Signals wait in buffered channels and the loop's select takes ready cases in any
+	// order: first wait until it has taken every queued signal, then for one more round,
+	// which runs after the last of them.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(h.d.l1HeadSig)+len(h.d.l1SafeSig)+len(h.d.l1FinalizedSig)+len(h.d.unsafePayloads) > 0 {
+		if time.Now().After(deadline) {
+			h.t.Fatal("the driver's loop did not take its queued signals")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	if err := h.d.WithState(h.ctx, func() {}); err != nil {
 		h.t.Fatal(err)
 	}
