@@ -443,6 +443,12 @@ func TestL1ReorgDropsBatchAndItIsPostedAgain(t *testing.T) {
 		e.feedMu.Unlock()
 		t.Fatal(err)
 	}
+	// The pool moves to the new head in the background; until it has, it still counts the
+	// lost transaction's nonce as used.
+	if err := e.l1node.Backend().TxPool().Sync(); err != nil {
+		e.feedMu.Unlock()
+		t.Fatal(err)
+	}
 	// Take the lost transaction's nonce on the new branch, so it cannot be mined again.
 	key := devnet.DevAccounts(2)[1].Key
 	signer := types.LatestSignerForChainID(e.rcfg.L1ChainID)
