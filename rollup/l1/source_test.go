@@ -73,6 +73,22 @@ func (c *chain) send(t *testing.T, to *common.Address, data []byte) {
 	c.nonce++
 }
 
+// waitPending waits until the pool holds n executable transactions, so that the next
+// seal takes them all: the pool promotes what it receives in the background.
+func (c *chain) waitPending(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if pending, _ := c.l1.Backend().TxPool().Stats(); pending >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pool did not take %d transactions", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // blockWithLogs mines a block holding a deployment and three calls that log, and returns
 // its header.
 func (c *chain) blockWithLogs(t *testing.T) *types.Header {
@@ -86,6 +102,7 @@ func (c *chain) blockWithLogs(t *testing.T) *types.Header {
 		c.send(t, &emitter, []byte{byte(i)})
 	}
 	c.send(t, &common.Address{9}, nil)
+	c.waitPending(t, 4)
 	h, err := c.l1.Mine()
 	if err != nil {
 		t.Fatal(err)
