@@ -114,12 +114,22 @@ func (c *interopChain) blockHash(n uint64) common.Hash {
 
 func startInterop(t *testing.T) []*interopChain {
 	t.Helper()
+	_, chains := startInteropWith(t, devnet.InteropConfig{L1BlockTime: 2 * time.Second, L2BlockTime: 2})
+	return chains
+}
+
+// startInteropWith starts an interop devnet (cfg's data directory, poll interval and
+// logger filled in for the test) and dials each chain.
+func startInteropWith(t *testing.T, cfg devnet.InteropConfig) (*devnet.InteropDevnet, []*interopChain) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	d, err := devnet.StartInterop(ctx, devnet.InteropConfig{
-		L1BlockTime: 2 * time.Second, L2BlockTime: 2, L1PollInterval: 100 * time.Millisecond, DataDir: t.TempDir(),
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLogLevel()})),
-	})
+	if cfg.L1PollInterval == 0 {
+		cfg.L1PollInterval = 100 * time.Millisecond
+	}
+	cfg.DataDir = t.TempDir()
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLogLevel()}))
+	d, err := devnet.StartInterop(ctx, cfg)
 	if err != nil {
 		t.Fatalf("start interop devnet: %v", err)
 	}
@@ -137,7 +147,7 @@ func startInterop(t *testing.T) []*interopChain {
 		t.Cleanup(l2.Close)
 		out = append(out, &interopChain{t: t, c: c, l2: l2, rpc: dialNode(t, c.Node.RPCEndpoint()), key: devnet.DevAccounts(1)[0].Key})
 	}
-	return out
+	return d, out
 }
 
 // waitCrossSafe waits until the chain's cross-safe head is at or past n and returns the
