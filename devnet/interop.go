@@ -185,6 +185,15 @@ func (d *InteropDevnet) startChain(ctx context.Context, i int, id uint64) (*Inte
 	if err != nil {
 		return nil, err
 	}
+	// op-geth names the interop fork Lagoon. With it active, a reorg or a replacement that
+	// drops a block does not put the block's executing-message transactions (those naming
+	// CrossL2Inbox entries in their access list) back in the pool: an invalidated block's
+	// invalid message is gone with it, as on an OP Stack interop chain.
+	// Set through the config's JSON form: go-ethereum builds without the fork (the OP
+	// Stack's own module pins one) ignore the field.
+	if err := activateLagoon(g); err != nil {
+		return nil, err
+	}
 	c := &InteropChain{ID: interop.ChainID(id), Rollup: rcfg, L2Genesis: g}
 	dir := filepath.Join(d.cfg.DataDir, strconv.FormatUint(id, 10))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -386,4 +395,26 @@ func (d *InteropDevnet) feedL1() {
 		}
 		d.feedMu.Unlock()
 	}
+}
+
+// activateLagoon turns on op-geth's interop fork (lagoonTime) from genesis.
+func activateLagoon(g *core.Genesis) error {
+	data, err := json.Marshal(g.Config)
+	if err != nil {
+		return fmt.Errorf("encode L2 chain config: %w", err)
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("decode L2 chain config: %w", err)
+	}
+	fields["lagoonTime"] = 0
+	if data, err = json.Marshal(fields); err != nil {
+		return fmt.Errorf("encode L2 chain config: %w", err)
+	}
+	cfg := *g.Config
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return fmt.Errorf("decode L2 chain config: %w", err)
+	}
+	g.Config = &cfg
+	return nil
 }

@@ -42,8 +42,7 @@ func sendMessage(t *testing.T, a, b *interopChain, payload string) (initR, execR
 	}
 	l := initR.Logs[0]
 	id := interop.Identifier{Origin: deploy.ContractAddress, BlockNumber: initR.BlockNumber.Uint64(), LogIndex: uint32(l.Index), Timestamp: h.Time, ChainID: a.c.ID}
-	inbox := interop.CrossL2Inbox
-	execR = b.send(&inbox, devnet.ValidateMessageCalldata(id, interop.PayloadHash(l)))
+	execR = b.execute(id, interop.PayloadHash(l))
 	return initR, execR
 }
 
