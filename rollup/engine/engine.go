@@ -25,9 +25,9 @@ var ErrNotNext = errors.New("payload does not extend the unsafe head")
 
 // Heads is the engine's full forkchoice view. Without interop, cross-unsafe is the
 // unsafe head and cross-safe (Safe) is the local-safe head: nothing checks cross-chain
-// dependencies, so each level is as safe as its local counterpart. PendingSafe runs
-// ahead of LocalSafe inside a span batch: a span's blocks become safe together, when
-// its last block is processed.
+// dependencies, so each level is as safe as its local counterpart. PendingSafe would run
+// ahead of LocalSafe only for derived blocks that do not conclude their batch; under
+// Holocene every derived block concludes, so the two move together.
 type Heads struct {
 	Unsafe      eth.L2BlockRef
 	CrossUnsafe eth.L2BlockRef
