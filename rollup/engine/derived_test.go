@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 
@@ -345,6 +346,53 @@ func TestSystemConfigOfInsertedBlocksIsNotFetched(t *testing.T) {
 		mu.Unlock()
 		if n != 1 {
 			t.Fatalf("block %d: %d block reads by the other engine, want 1", ref.Number, n)
+		}
+	}
+}
+
+// TestEngineCallsAskForNoCompression: op-geth gzips every answer a client accepts
+// compressed; the engine client must not ask for it (a payload each way per block).
+func TestEngineCallsAskForNoCompression(t *testing.T) {
+	r := newRig(t)
+	target, err := url.Parse(r.l2.EngineEndpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var mu sync.Mutex
+	var encodings []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		encodings = append(encodings, req.Header.Get("Accept-Encoding"))
+		mu.Unlock()
+		proxy.ServeHTTP(w, req)
+	}))
+	defer srv.Close()
+	c, err := enginepkg.Dial(r.ctx, srv.URL, r.l2.JWTSecret())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	eng := enginepkg.New(r.cfg, c, quietLog())
+	if err := eng.Init(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	parent := eng.UnsafeHead()
+	id, err := eng.StartBuilding(r.ctx, parent, r.attrs(t, parent, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := eng.SealBuilding(r.ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(encodings) < 5 {
+		t.Fatalf("%d calls seen", len(encodings))
+	}
+	for i, e := range encodings {
+		if strings.Contains(e, "gzip") {
+			t.Fatalf("call %d asked for Accept-Encoding %q", i, e)
 		}
 	}
 }
