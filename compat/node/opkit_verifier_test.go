@@ -273,8 +273,9 @@ func waitIncluded(ctx context.Context, l2URL string, hashes []common.Hash) (uint
 // whose rollup.json activates Jovian a few blocks in (on the L2 genesis too, so op-geth
 // runs its rules), op-batcher v1.16.13 posts it to the dev L1 in calldata and then in
 // blobs, and an opkit verifier on its own op-geth derives it from L1 alone: every height
-// up to the verifier's safe head, across the activation block, has op-node's block hash on
-// both execution clients and the same optimism_outputAtBlock on both rollup nodes. The
+// up to the verifier's safe head (which op-node's own safe head, derived from the same
+// batches, reaches too), across the activation block, has op-node's block hash on both
+// execution clients and the same optimism_outputAtBlock on both rollup nodes. The
 // chain carries a transaction of every type before and after the activation.
 func TestOpkitVerifierDerivesOpNodeSequencerAcrossJovian(t *testing.T) {
 	buildPeers(t)
@@ -342,6 +343,10 @@ func TestOpkitVerifierDerivesOpNodeSequencerAcrossJovian(t *testing.T) {
 	}
 	if vst.UnsafeL2.Number > vst.SafeL2.Number {
 		t.Fatalf("the verifier has unsafe %d above safe %d with no gossip", vst.UnsafeL2.Number, vst.SafeL2.Number)
+	}
+	// op-node derives the same batches: its own safe head gets there too.
+	if _, err := seq.WaitSafe(ctx, vst.SafeL2.Number); err != nil {
+		t.Fatal(err)
 	}
 	if err := errors.Join(sameBlocks(ctx, 0, vst.SafeL2.Number, sequencer.L2.HTTPEndpoint(), ver.L2.HTTPEndpoint()),
 		peers.Agree(ctx, 0, vst.SafeL2.Number, seq, ver.RPC)); err != nil {
