@@ -33,7 +33,7 @@ import (
 // Codec is what the batcher needs of the batch codec: a channel builder for a plan and
 // the blob encoding of frame data.
 type Codec struct {
-	NewChannelOut func(rcfg *rollup.Config, p channels.Plan, targetFrames int, compression string) (channels.ChannelOut, error)
+	NewChannelOut func(rcfg *rollup.Config, p channels.Plan, s ChannelSettings) (channels.ChannelOut, error)
 	EncodeBlob    func(data []byte) (kzg4844.Blob, error)
 }
 
@@ -152,7 +152,7 @@ func New(ctx context.Context, cfg Config, codec Codec) (*Batcher, error) {
 	b.chans = channels.New(channels.Config{
 		Rollup: b.rcfg, MaxChannelDuration: cfg.MaxChannelDuration, SubSafetyMargin: cfg.SubSafetyMargin,
 		NewChannelOut: func(p channels.Plan) (channels.ChannelOut, error) {
-			return codec.NewChannelOut(b.rcfg, p, cfg.TargetNumFrames, cfg.Compression)
+			return codec.NewChannelOut(b.rcfg, p, cfg.channelSettings())
 		},
 		Plan:   func() channels.Plan { return b.plan },
 		Log:    b.log.With("module", "channels"),
