@@ -72,6 +72,10 @@ type Config struct {
 	PollInterval        time.Duration
 	MaxPendingTx        int
 	FeeLimitMultiplier  uint64
+	// CellProofTime is the L1's Osaka time (unix seconds): blob transactions carry cell
+	// proofs (version-1 sidecars) from then on, blob proofs (version 0) before. 0: always
+	// cell proofs.
+	CellProofTime uint64
 
 	// Stopped starts without submitting; admin_startBatcher starts it.
 	Stopped bool

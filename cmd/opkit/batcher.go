@@ -71,6 +71,7 @@ func batcherCommand() *cli.Command {
 			dur("network-timeout", 10*time.Second, "deadline of every L1, L2 and rollup node call"),
 			dur("txmgr.receipt-query-interval", 12*time.Second, "how often receipts are polled"),
 			u64("fee-limit-multiplier", 5, "bumped fees stop at this multiple of the current estimate"),
+			u64("txmgr.cell-proof-time", 0, "the L1's Osaka time (unix seconds): blob transactions carry cell proofs from then on, one blob proof per blob before (0: always cell proofs)"),
 			dur("poll-interval", 6*time.Second, "how often the rollup node's sync status is read"),
 			integer("max-pending-tx", 1, "batch transactions in flight at once"),
 			boolean("stopped", "start with submission stopped (admin_startBatcher starts it)"),
@@ -162,7 +163,7 @@ func batcherConfig(c *cli.Context) (batcher.Config, error) {
 		MaxBlocksPerSpanBatch: c.Int("max-blocks-per-span-batch"),
 		NumConfirmations:      c.Uint64("num-confirmations"), ResubmissionTimeout: c.Duration("resubmission-timeout"),
 		NetworkTimeout: c.Duration("network-timeout"), ReceiptInterval: c.Duration("txmgr.receipt-query-interval"),
-		FeeLimitMultiplier: c.Uint64("fee-limit-multiplier"), PollInterval: c.Duration("poll-interval"),
+		FeeLimitMultiplier: c.Uint64("fee-limit-multiplier"), CellProofTime: c.Uint64("txmgr.cell-proof-time"), PollInterval: c.Duration("poll-interval"),
 		MaxPendingTx: c.Int("max-pending-tx"), Stopped: c.Bool("stopped"),
 		WaitNodeSync: c.Bool("wait-node-sync"), CheckRecentTxsDepth: c.Uint64("check-recent-txs-depth"),
 		Throttle: batcher.ThrottleConfig{
