@@ -110,7 +110,7 @@ type Store struct {
 
 // Open opens (creating if needed) the store in dir.
 func Open(dir string) (*Store, error) {
-	return open(dir, &pebble.Options{})
+	return open(dir, &pebble.Options{FS: noPreallocFS{vfs.Default}})
 }
 
 // OpenInMemory opens a store that lives in memory only, for tests.
@@ -122,12 +122,19 @@ func OpenInMemory() (*Store, error) {
 // the store does not hold yet; bloom filters answer those without reading a table.
 const cacheBytes = 128 << 20
 
+// memTableBytes is Pebble's memtable, and so about the size of each write-ahead log.
+// Pebble queues full memtables until together they reach this size before it flushes
+// them, each behind its own log: a large memtable keeps that many logs on disk, which on
+// a store of a few windows is most of its size, and makes the disk figure swing with the
+// queue rather than follow the window.
+const memTableBytes = 8 << 20
+
 func open(dir string, opts *pebble.Options) (*Store, error) {
 	opts.Logger = quietLogger{}
 	cache := pebble.NewCache(cacheBytes)
 	defer cache.Unref()
 	opts.Cache = cache
-	opts.MemTableSize = 64 << 20
+	opts.MemTableSize = memTableBytes
 	opts.Levels = make([]pebble.LevelOptions, 7)
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
@@ -665,6 +672,33 @@ func (b *Block) DecodeHeaders() ([]*types.Header, error) {
 	}
 	return out, nil
 }
+
+// noPreallocFS is the disk, except that files are never preallocated. Pebble reserves
+// 110% of the memtable size for every write-ahead log up front; with a queue of logs
+// (see memTableBytes) that reservation, not data, was most of what the store took on
+// disk, and it grew with the queue. Preallocation only saves metadata updates on fsync,
+// and the store commits without fsync.
+type noPreallocFS struct{ vfs.FS }
+
+func (fs noPreallocFS) Create(name string) (vfs.File, error) {
+	f, err := fs.FS.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	return noPreallocFile{f}, nil
+}
+
+func (fs noPreallocFS) ReuseForWrite(oldname, newname string) (vfs.File, error) {
+	f, err := fs.FS.ReuseForWrite(oldname, newname)
+	if err != nil {
+		return nil, err
+	}
+	return noPreallocFile{f}, nil
+}
+
+type noPreallocFile struct{ vfs.File }
+
+func (noPreallocFile) Preallocate(offset, length int64) error { return nil }
 
 // quietLogger drops Pebble's informational chatter; errors surface through return values.
 type quietLogger struct{}
