@@ -6,7 +6,6 @@ import (
 	"time"
 
 	opeth "github.com/ethereum-optimism/optimism/op-service/eth"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // reorgL1 makes canonical L1 block fork the dev L1's head. The dev L1 refuses to fork
@@ -132,18 +131,18 @@ func TestL1ReorgsUnderBothVerifiers(t *testing.T) {
 	safe := p.settle(ctx, t)
 	p.check(ctx, t, safe)
 	// The start-up reset is not counted; each reorg's is.
-	if got := counterValue(t, p.opkit.Node.Metrics().Registry, "opkit_node_pipeline_resets_total"); got < 2 {
+	if got := p.opkit.counter("opkit_node_pipeline_resets_total"); got < 2 {
 		t.Fatalf("the opkit verifier counted %v pipeline resets over two L1 reorgs", got)
 	}
 	t.Logf("%s: both on safe %d", time.Since(start), safe)
 }
 
-// counterValue sums the counter name over its labels in reg.
-func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	families, err := reg.Gather()
+// counter sums the verifier's counter name over its labels.
+func (v *opkitVerifier) counter(name string) float64 {
+	v.t.Helper()
+	families, err := v.Node.Metrics().Registry.Gather()
 	if err != nil {
-		t.Fatal(err)
+		v.t.Fatal(err)
 	}
 	for _, f := range families {
 		if f.GetName() != name {
@@ -155,6 +154,6 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		}
 		return total
 	}
-	t.Fatalf("metric %s not found", name)
+	v.t.Fatalf("metric %s not found", name)
 	return 0
 }
