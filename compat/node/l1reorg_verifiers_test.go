@@ -6,7 +6,6 @@ import (
 	"time"
 
 	opeth "github.com/ethereum-optimism/optimism/op-service/eth"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // reorgL1 makes canonical L1 block fork the dev L1's head. The dev L1 refuses to fork
@@ -48,8 +47,9 @@ func (p *derivingPair) onNewBranch(ctx context.Context, t *testing.T, old uint64
 	}
 }
 
-// currentL1 is the lower of the two verifiers' current L1 blocks.
-func (p *derivingPair) currentL1(ctx context.Context, t *testing.T) uint64 {
+// derived is the lower of the two verifiers' current L1 blocks and of their safe heads'
+// L1 origins.
+func (p *derivingPair) derived(ctx context.Context, t *testing.T) (currentL1, safeOrigin uint64) {
 	t.Helper()
 	a, err := p.opkit.RPC.SyncStatus(ctx)
 	if err != nil {
@@ -59,7 +59,7 @@ func (p *derivingPair) currentL1(ctx context.Context, t *testing.T) uint64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return min(a.CurrentL1.Number, b.CurrentL1.Number)
+	return min(a.CurrentL1.Number, b.CurrentL1.Number), min(a.SafeL2.L1Origin.Number, b.SafeL2.L1Origin.Number)
 }
 
 // TestL1ReorgsUnderBothVerifiers reorgs the dev L1 below where both op-node and the opkit
@@ -80,7 +80,7 @@ func TestL1ReorgsUnderBothVerifiers(t *testing.T) {
 	}
 
 	// Shallow: two blocks below both verifiers' current L1.
-	cur := p.currentL1(ctx, t)
+	cur, _ := p.derived(ctx, t)
 	p.reorgL1(ctx, t, cur-2)
 	t.Logf("%s: L1 reorged to %d under current L1 %d", time.Since(start), cur-2, cur)
 	p.onNewBranch(ctx, t, cur)
@@ -90,10 +90,11 @@ func TestL1ReorgsUnderBothVerifiers(t *testing.T) {
 	}
 
 	// Deep: below the block before the first frame of the newest channel both have read
-	// whole, when its frames are in more than one L1 block.
-	var fork, depth, span uint64
+	// whole, when its frames are in more than one L1 block, and below both safe heads'
+	// L1 origins, so that safe blocks are derived again too.
+	var fork, depth, span, safeOrigin uint64
 	p.opkit.waitFor(ctx, "a channel spanning L1 blocks read by both verifiers", func(*opeth.SyncStatus) bool {
-		cur = p.currentL1(ctx, t)
+		cur, safeOrigin = p.derived(ctx, t)
 		frames, err := inboxFrames(p.d.L1, p.d.Rollup.BatchInboxAddress, cur)
 		if err != nil {
 			t.Fatal(err)
@@ -107,12 +108,12 @@ func TestL1ReorgsUnderBothVerifiers(t *testing.T) {
 			for j := i; j >= 0 && frames[j].frame.ID == last.frame.ID; j-- {
 				first = frames[j]
 			}
-			if first.l1Block == last.l1Block || first.l1Block < 3 {
+			if first.l1Block == last.l1Block || first.l1Block < 3 || safeOrigin < 2 {
 				return false
 			}
 			// One more block below the channel's first, so that the reorg is deeper than
 			// the channel even when current L1 is the block of its last frame.
-			fork = first.l1Block - 2
+			fork = min(first.l1Block-2, safeOrigin-1)
 			depth, span = cur-fork, last.l1Block-first.l1Block+1
 			return true
 		}
@@ -122,7 +123,8 @@ func TestL1ReorgsUnderBothVerifiers(t *testing.T) {
 		t.Fatalf("a reorg %d deep is no deeper than a channel over %d L1 blocks", depth, span)
 	}
 	p.reorgL1(ctx, t, fork)
-	t.Logf("%s: L1 reorged to %d, %d blocks under current L1 %d, under a channel over %d blocks", time.Since(start), fork, depth, cur, span)
+	t.Logf("%s: L1 reorged to %d, %d blocks under current L1 %d, under a channel over %d blocks and safe heads' origin %d",
+		time.Since(start), fork, depth, cur, span, safeOrigin)
 	p.onNewBranch(ctx, t, cur)
 	st = p.opkit.waitSafe(ctx, st.SafeL2.Number+4)
 	if _, err := p.ref.WaitSafe(ctx, st.SafeL2.Number); err != nil {
@@ -132,18 +134,18 @@ func TestL1ReorgsUnderBothVerifiers(t *testing.T) {
 	safe := p.settle(ctx, t)
 	p.check(ctx, t, safe)
 	// The start-up reset is not counted; each reorg's is.
-	if got := counterValue(t, p.opkit.Node.Metrics().Registry, "opkit_node_pipeline_resets_total"); got < 2 {
+	if got := p.opkit.counter("opkit_node_pipeline_resets_total"); got < 2 {
 		t.Fatalf("the opkit verifier counted %v pipeline resets over two L1 reorgs", got)
 	}
 	t.Logf("%s: both on safe %d", time.Since(start), safe)
 }
 
-// counterValue sums the counter name over its labels in reg.
-func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	families, err := reg.Gather()
+// counter sums the verifier's counter name over its labels.
+func (v *opkitVerifier) counter(name string) float64 {
+	v.t.Helper()
+	families, err := v.Node.Metrics().Registry.Gather()
 	if err != nil {
-		t.Fatal(err)
+		v.t.Fatal(err)
 	}
 	for _, f := range families {
 		if f.GetName() != name {
@@ -155,6 +157,6 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		}
 		return total
 	}
-	t.Fatalf("metric %s not found", name)
+	v.t.Fatalf("metric %s not found", name)
 	return 0
 }

@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ethereum-optimism/optimism/op-node/rollup/derive"
 	opeth "github.com/ethereum-optimism/optimism/op-service/eth"
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/consensus/misc/eip1559"
 	"github.com/ethereum/go-ethereum/core"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
@@ -328,6 +330,30 @@ func TestOpkitVerifierDerivesOpNodeSequencerAcrossJovian(t *testing.T) {
 	if _, err := seq.WaitFor(ctx, "unsafe past the Jovian activation", func(s *opeth.SyncStatus) bool { return s.UnsafeL2.Time > jovian }); err != nil {
 		t.Fatal(err)
 	}
+	// Jovian's system config: a minimum base fee and a DA-footprint gas scalar, with new
+	// EIP-1559 parameters and operator fees, for the blocks whose origin follows them.
+	const (
+		minBaseFee                       = 3_000_000_000
+		daScalar                         = 321
+		denominator, elasticity          = 100, 4
+		operatorScalar, operatorConstant = 1000, 7
+	)
+	var lastUpdate uint64
+	for _, update := range []func() (*types.Receipt, error){
+		func() (*types.Receipt, error) { return l1.SetMinBaseFee(ctx, minBaseFee) },
+		func() (*types.Receipt, error) { return l1.SetDAFootprintGasScalar(ctx, daScalar) },
+		func() (*types.Receipt, error) { return l1.SetEIP1559Params(ctx, denominator, elasticity) },
+		func() (*types.Receipt, error) { return l1.SetOperatorFeeScalars(ctx, operatorScalar, operatorConstant) },
+	} {
+		r, err := update()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lastUpdate = max(lastUpdate, r.BlockNumber.Uint64())
+	}
+	if _, err := seq.WaitFor(ctx, "an L1 origin with the config updates", func(s *opeth.SyncStatus) bool { return s.UnsafeL2.L1Origin.Number >= lastUpdate }); err != nil {
+		t.Fatal(err)
+	}
 	after, err := sendEveryTxType(ctx, sequencer.L2.HTTPEndpoint(), chainID, sender)
 	if err != nil {
 		t.Fatal(err)
@@ -364,5 +390,23 @@ func TestOpkitVerifierDerivesOpNodeSequencerAcrossJovian(t *testing.T) {
 	}
 	if act.Time() != jovian || !rcfg.IsJovianActivationBlock(act.Time()) || len(act.Transactions()) < 6 {
 		t.Fatalf("block %d at %d (Jovian at %d) has %d transactions", jovianBlock, act.Time(), jovian, len(act.Transactions()))
+	}
+	// And the updates reached the chain: the block holding the last transactions carries
+	// them in its extraData (Jovian's v1), its base fee and its L1-attributes deposit, as
+	// op-node's decoder reads it.
+	last, err := c.BlockByNumber(ctx, new(big.Int).SetUint64(lastTx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	denom, elast, floor := eip1559.DecodeJovianExtraData(last.Extra())
+	if floor == nil || *floor != minBaseFee || denom != denominator || elast != elasticity || last.BaseFee().Uint64() < minBaseFee {
+		t.Fatalf("block %d: extraData %x (denominator %d, elasticity %d, min base fee %v), base fee %v", lastTx, last.Extra(), denom, elast, floor, last.BaseFee())
+	}
+	info, err := derive.L1BlockInfoFromBytes(opNodeConfig(t, rcfg), last.Time(), last.Transactions()[0].Data())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.DAFootprintGasScalar != daScalar || info.OperatorFeeScalar != operatorScalar || info.OperatorFeeConstant != operatorConstant {
+		t.Fatalf("block %d: L1 attributes %+v", lastTx, info)
 	}
 }

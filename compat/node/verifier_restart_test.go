@@ -43,7 +43,7 @@ func startDerivingPair(ctx context.Context, t *testing.T, opkitDataDir string) *
 	go func() { loadDone <- d.RunLoad(loadCtx, 4) }()
 	t.Cleanup(func() {
 		stopLoad()
-		if err := <-loadDone; err != nil && !errors.Is(err, context.Canceled) {
+		if err := <-loadDone; err != nil && loadCtx.Err() == nil {
 			t.Errorf("load: %v", err)
 		}
 	})
@@ -52,10 +52,11 @@ func startDerivingPair(ctx context.Context, t *testing.T, opkitDataDir string) *
 	p.opkit = startOpkitVerifier(ctx, t, d.L1, d.Rollup, d.L2Genesis, opkitDataDir)
 	p.seq = dialRollup(ctx, t, d.Node.RPCEndpoint())
 	p.ref = dialRollup(ctx, t, p.opNode.RPCEndpoint())
-	// Frames of at most 1 kB, three to a channel, a channel open for up to three L1 blocks;
-	// one transaction in flight at a time puts each frame in its own L1 block.
+	// Frames of at most 1 kB, three to a channel, a channel closed only once full (or near
+	// its timeout), so every channel has three frames whatever the load's pace; one
+	// transaction in flight at a time puts each frame in its own L1 block.
 	p.batcher = startBatcher(ctx, t, peers.BatcherConfig{L1: d.L1, L2RPC: d.L2.HTTPEndpoint(), RollupRPC: d.Node.RPCEndpoint(),
-		ExtraFlags: []string{"--max-l1-tx-size-bytes=1000", "--target-num-frames=3", "--max-channel-duration=3", "--max-pending-tx=1"}})
+		ExtraFlags: []string{"--max-l1-tx-size-bytes=1000", "--target-num-frames=3", "--max-channel-duration=0", "--max-pending-tx=1"}})
 	return p
 }
 
@@ -153,6 +154,11 @@ func TestOpkitVerifierRestartsEndOnOpNodesSafeHead(t *testing.T) {
 	// The verifier restarts with a channel half read: the newest frame up to its
 	// current L1 block is not its channel's last.
 	var open inboxFrame
+	defer func() {
+		if t.Failed() {
+			t.Log(frameSummary(p.d.L1, p.d.Rollup.BatchInboxAddress))
+		}
+	}()
 	st := p.opkit.waitFor(ctx, "a partly read channel", func(s *opeth.SyncStatus) bool {
 		frames, err := inboxFrames(p.d.L1, p.d.Rollup.BatchInboxAddress, s.CurrentL1.Number)
 		if err != nil || len(frames) == 0 {
@@ -183,6 +189,36 @@ func TestOpkitVerifierRestartsEndOnOpNodesSafeHead(t *testing.T) {
 		t.Fatalf("no channel of the %d frames spans L1 blocks", len(frames))
 	}
 	t.Logf("%s: safe %d; %d frames on L1, %d of them in a later L1 block than their channel's previous frame", time.Since(start), safe, len(frames), spread)
+	t.Log(frameSummary(p.d.L1, p.d.Rollup.BatchInboxAddress))
+}
+
+// frameSummary describes the frames on L1, for a failure report: how many channels had
+// how many frames, and how many L1 blocks each spanned.
+func frameSummary(l1 *devnet.L1, inbox common.Address) string {
+	frames, err := inboxFrames(l1, inbox, l1.Head().Number.Uint64())
+	if err != nil {
+		return err.Error()
+	}
+	type channel struct{ frames, bytes, first, last uint64 }
+	var order []derive.ChannelID
+	chans := map[derive.ChannelID]*channel{}
+	for _, f := range frames {
+		c := chans[f.frame.ID]
+		if c == nil {
+			c = &channel{first: f.l1Block}
+			chans[f.frame.ID] = c
+			order = append(order, f.frame.ID)
+		}
+		c.frames++
+		c.bytes += uint64(len(f.frame.Data))
+		c.last = f.l1Block
+	}
+	out := fmt.Sprintf("%d frames in %d channels on L1 up to %d:", len(frames), len(order), l1.Head().Number.Uint64())
+	for _, id := range order {
+		c := chans[id]
+		out += fmt.Sprintf(" [%d frames, %d bytes, L1 %d-%d]", c.frames, c.bytes, c.first, c.last)
+	}
+	return out
 }
 
 // waitL1 waits until the dev L1's head is at least n.
