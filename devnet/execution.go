@@ -65,6 +65,9 @@ type executionConfig struct {
 	noLogIndex bool
 	// recommit, when set, is how often the payload builder rebuilds a pending block.
 	recommit time.Duration
+	// interopRPC, when set, is the supervisor op-geth asks about executing messages
+	// before they enter its pool.
+	interopRPC string
 }
 
 // executionClient is a started op-geth node with its eth service.
@@ -126,6 +129,10 @@ func startExecutionClient(cfg executionConfig) (*executionClient, error) {
 	ethCfg.LogNoHistory = cfg.noLogIndex
 	if cfg.recommit > 0 {
 		ethCfg.Miner.Recommit = cfg.recommit
+	}
+	if cfg.interopRPC != "" {
+		ethCfg.InteropMessageRPC = cfg.interopRPC
+		ethCfg.InteropMempoolFiltering = true
 	}
 	backend, err := eth.New(stack, &ethCfg)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -42,6 +43,12 @@ type InteropConfig struct {
 	L2BlockTime uint64
 	// NoSupervisor leaves the nodes waiting for an external supervisor.
 	NoSupervisor bool
+	// MempoolFiltering makes each op-geth ask the devnet's supervisor
+	// (supervisor_checkAccessList) about every transaction naming CrossL2Inbox entries in
+	// its access list before it enters the pool: a message that is not there, or not
+	// cross-unsafe yet, is refused. Off, the pool takes any transaction and only the
+	// supervisor judges the message, at block level.
+	MempoolFiltering bool
 	// SequencerL1Confs keeps L1 origins this far below the L1 head.
 	SequencerL1Confs uint64
 	// MaxChannelDuration of each batcher, in L1 blocks; default 2.
@@ -79,6 +86,7 @@ type InteropDevnet struct {
 	DependencySetPath string
 	tmp               string
 	supCfg            supervisor.Config
+	interopRPC        string // the supervisor op-geth filters its pool with, if any
 
 	feedMu     sync.Mutex
 	feedPaused bool
@@ -130,6 +138,16 @@ func StartInterop(ctx context.Context, cfg InteropConfig) (*InteropDevnet, error
 		d.feedStop, d.feedDone = make(chan struct{}), make(chan struct{})
 		go d.feedL1()
 	}
+	if cfg.MempoolFiltering && !cfg.NoSupervisor {
+		// The execution clients start before the supervisor (it needs their nodes), and
+		// dial it lazily: it is given a port now.
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		d.supCfg.RPCPort = port
+		d.interopRPC = fmt.Sprintf("http://127.0.0.1:%d", port)
+	}
 	ids := make([]interop.ChainID, 0, len(cfg.ChainIDs))
 	for i, id := range cfg.ChainIDs {
 		c, err := d.startChain(ctx, i, id)
@@ -158,7 +176,8 @@ func StartInterop(ctx context.Context, cfg InteropConfig) (*InteropDevnet, error
 			nodes = append(nodes, supervisor.NodeConfig{Endpoint: c.Node.InteropEndpoint(), Secret: c.Secret})
 		}
 		d.supCfg = supervisor.Config{
-			L1RPC: d.L1.HTTPEndpoint(), Nodes: nodes, DependencySet: deps, DataDir: d.cfg.DataDir,
+			RPCPort: d.supCfg.RPCPort,
+			L1RPC:   d.L1.HTTPEndpoint(), Nodes: nodes, DependencySet: deps, DataDir: d.cfg.DataDir,
 			L1PollInterval: cfg.L1PollInterval, ReassertInterval: 2 * time.Second,
 			Logger: cfg.Logger.With("system", "supervisor"),
 		}
@@ -206,7 +225,7 @@ func (d *InteropDevnet) startChain(ctx context.Context, i int, id uint64) (*Inte
 	if c.Secret, err = interop.LoadOrCreateSecret(c.SecretPath); err != nil {
 		return nil, err
 	}
-	c.L2, err = StartL2(L2Config{Genesis: g, Logger: cfg.Logger.With("system", "l2", "chain", id)})
+	c.L2, err = StartL2(L2Config{Genesis: g, InteropRPC: d.interopRPC, Logger: cfg.Logger.With("system", "l2", "chain", id)})
 	if err != nil {
 		return nil, err
 	}
@@ -408,6 +427,7 @@ func activateLagoon(g *core.Genesis) error {
 		return fmt.Errorf("decode L2 chain config: %w", err)
 	}
 	fields["lagoonTime"] = 0
+	fields["interopTime"] = 0 // its name in the op-geth the OP Stack's module pins
 	if data, err = json.Marshal(fields); err != nil {
 		return fmt.Errorf("encode L2 chain config: %w", err)
 	}
@@ -417,4 +437,14 @@ func activateLagoon(g *core.Genesis) error {
 	}
 	g.Config = &cfg
 	return nil
+}
+
+// freePort asks the kernel for a free loopback port.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("pick a port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }

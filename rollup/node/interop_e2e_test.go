@@ -263,3 +263,42 @@ func TestInteropRecovery(t *testing.T) {
 		t.Logf("L1 reorged to %d", fork)
 	})
 }
+
+// With the devnet's op-geth filtering its pool through the supervisor
+// (supervisor_checkAccessList), a transaction executing a message that does not exist is
+// refused before it reaches a block, and one executing a cross-unsafe message is taken and
+// included.
+func TestInteropMempoolFiltering(t *testing.T) {
+	_, chains := startInteropWith(t, devnet.InteropConfig{
+		L1BlockTime: 2 * time.Second, L2BlockTime: 1, Clock: clock.Scaled(time.Now(), 4),
+		L1PollInterval: 50 * time.Millisecond, MempoolFiltering: true,
+	})
+	a, b := chains[0], chains[1]
+	deploy := a.send(nil, emitterCreation)
+	initR := a.send(&deploy.ContractAddress, []byte("filtered"))
+	initNum := initR.BlockNumber.Uint64()
+	a.waitStatus(60*time.Second, "the initiating block cross-unsafe", func(st *eth.SyncStatus) bool { return st.CrossUnsafeL2.Number >= initNum })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h, err := a.l2.HeaderByHash(ctx, initR.BlockHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := initR.Logs[0]
+	id := interop.Identifier{Origin: deploy.ContractAddress, BlockNumber: initNum, LogIndex: uint32(l.Index), Timestamp: h.Time, ChainID: a.c.ID}
+	inbox := interop.CrossL2Inbox
+	bad := id
+	bad.LogIndex = 99
+	al := types.AccessList{{Address: inbox, StorageKeys: interop.AccessListEntries(bad, interop.PayloadHash(l))}}
+	if tx, err := b.submit(ctx, &inbox, devnet.ValidateMessageCalldata(bad, interop.PayloadHash(l)), al); err == nil {
+		t.Fatalf("op-geth took transaction %s executing a message that does not exist", tx.Hash())
+	} else {
+		t.Logf("refused as expected: %v", err)
+	}
+	r := b.execute(id, interop.PayloadHash(l))
+	n := r.BlockNumber.Uint64()
+	b.waitStatus(90*time.Second, "the executing block cross-safe", func(st *eth.SyncStatus) bool { return st.SafeL2.Number >= n })
+	if got := b.blockHash(n); got != r.BlockHash {
+		t.Fatalf("the block executing a valid message was replaced")
+	}
+}

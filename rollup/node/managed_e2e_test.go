@@ -56,16 +56,8 @@ func (c *interopChain) sendWith(to *common.Address, data []byte, al types.Access
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	from := crypto.PubkeyToAddress(c.key.PublicKey)
-	nonce, err := c.l2.PendingNonceAt(ctx, from)
+	tx, err := c.submit(ctx, to, data, al)
 	if err != nil {
-		t.Fatal(err)
-	}
-	tx := types.MustSignNewTx(c.key, types.LatestSignerForChainID(c.c.Rollup.L2ChainID), &types.DynamicFeeTx{
-		ChainID: c.c.Rollup.L2ChainID, Nonce: nonce, GasTipCap: big.NewInt(1e9), GasFeeCap: big.NewInt(1e11),
-		Gas: 500_000, To: to, Data: data, AccessList: al,
-	})
-	if err := c.l2.SendTransaction(ctx, tx); err != nil {
 		t.Fatal(err)
 	}
 	for {
@@ -82,6 +74,21 @@ func (c *interopChain) sendWith(to *common.Address, data []byte, al types.Access
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// submit signs a transaction from the chain's first dev account and hands it to op-geth,
+// returning op-geth's answer.
+func (c *interopChain) submit(ctx context.Context, to *common.Address, data []byte, al types.AccessList) (*types.Transaction, error) {
+	from := crypto.PubkeyToAddress(c.key.PublicKey)
+	nonce, err := c.l2.PendingNonceAt(ctx, from)
+	if err != nil {
+		return nil, err
+	}
+	tx := types.MustSignNewTx(c.key, types.LatestSignerForChainID(c.c.Rollup.L2ChainID), &types.DynamicFeeTx{
+		ChainID: c.c.Rollup.L2ChainID, Nonce: nonce, GasTipCap: big.NewInt(1e9), GasFeeCap: big.NewInt(1e11),
+		Gas: 500_000, To: to, Data: data, AccessList: al,
+	})
+	return tx, c.l2.SendTransaction(ctx, tx)
 }
 
 func (c *interopChain) blockHash(n uint64) common.Hash {
