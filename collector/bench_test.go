@@ -25,6 +25,12 @@ import (
 	"github.com/opkit/opkit/devnet"
 )
 
+// report prints one line of the benchmark's report on standard output: testing keeps
+// only the first ten lines of a benchmark's own log.
+func report(format string, args ...any) {
+	fmt.Printf("collector bench: "+format+"\n", args...)
+}
+
 // benchKnob reads a positive integer knob from the environment, for shortening the
 // benchmark while working on it.
 func benchKnob(b *testing.B, name string, def int) int {
@@ -153,7 +159,7 @@ func BenchmarkCollector(b *testing.B) {
 			windowB = append(windowB, st.Bytes-held.Bytes)
 			arch := archiveStateBytes(b, ch.archive)
 			archB = append(archB, arch)
-			b.Logf("after %d blocks: store %d bytes (%d preimages; held message-passer storage %d bytes, %d nodes), %d on disk; archive %d bytes of state: store/archive %.1f%%",
+			report("after %d blocks: store %d bytes (%d preimages; held message-passer storage %d bytes, %d nodes), %d on disk; archive %d bytes of state: store/archive %.1f%%",
 				mined+chunk, st.Bytes, st.Preimages, held.Bytes, held.Preimages, disk, arch, 100*float64(st.Bytes)/float64(arch))
 		}
 		rate := float64(blocks) / elapsed.Seconds()
@@ -182,7 +188,7 @@ func BenchmarkCollector(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Logf("second half of the run: store less held set %v bytes (max/min %.3f), on disk %v (max/min %.3f); held set %d bytes, the message passer's storage trie at the head %d bytes",
+		report("second half of the run: store less held set %v bytes (max/min %.3f), on disk %v (max/min %.3f); held set %d bytes, the message passer's storage trie at the head %d bytes",
 			windowB[half:], spread(windowB[half:]), disks[half:], spread(disks[half:]), held.Bytes, mpTrie)
 
 		first, last, _, _ := c.Store().Bounds()
@@ -270,12 +276,12 @@ func BenchmarkCollector(b *testing.B) {
 			b.ReportMetric(float64(median(colP99).Microseconds()), tag+"_collector_p99_us")
 			b.ReportMetric(float64(median(elP50).Microseconds()), tag+"_el_p50_us")
 			b.ReportMetric(float64(median(elP99).Microseconds()), tag+"_el_p99_us")
-			b.Logf("%s, %d readers x %d requests, median of %d alternating rounds: collector p50 %s p99 %s; execution client (hash-scheme archive) p50 %s p99 %s",
+			report("%s, %d readers x %d requests, median of %d alternating rounds: collector p50 %s p99 %s; execution client (hash-scheme archive) p50 %s p99 %s",
 				q.name, readers, q.per, rounds, median(colP50), median(colP99), median(elP50), median(elP99))
 		}
-		b.Logf("collected %d blocks of %d txs in %s: %.2f blocks/s (%.1fx a 2 s chain), %.0f ms of process CPU a block",
+		report("collected %d blocks of %d txs in %s: %.2f blocks/s (%.1fx a 2 s chain), %.0f ms of process CPU a block",
 			blocks, txsPerBlock, elapsed.Round(time.Millisecond), rate, rate/0.5, float64(cpu.Milliseconds())/float64(blocks))
-		b.Logf("chain of %d blocks; store for a %d-block window: %d preimages, %d bytes; on disk (du) after each window %v; archive of the whole chain: %d bytes of state (%.2fx)",
+		report("chain of %d blocks; store for a %d-block window: %d preimages, %d bytes; on disk (du) after each window %v; archive of the whole chain: %d bytes of state (%.2fx)",
 			blocks, window, stored.Preimages, stored.Bytes, disks, archiveBytes, float64(archiveBytes)/float64(stored.Bytes))
 		cancel()
 		closeCollector(b, c)
