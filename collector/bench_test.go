@@ -25,6 +25,12 @@ import (
 	"github.com/opkit/opkit/devnet"
 )
 
+// report prints one line of the benchmark's report on standard output: testing keeps
+// only the first ten lines of a benchmark's own log.
+func report(format string, args ...any) {
+	fmt.Printf("collector bench: "+format+"\n", args...)
+}
+
 // benchKnob reads a positive integer knob from the environment, for shortening the
 // benchmark while working on it.
 func benchKnob(b *testing.B, name string, def int) int {
@@ -84,7 +90,8 @@ func profilePass(b *testing.B, pass int) (stop func()) {
 // transactions a block; bytes held for a 30-block window (logical and allocated on disk)
 // next to the bytes an archive node of the same chain holds, sampled after each of ten
 // windows; and debug_dbGet and eth_getProof latency at 16 concurrent readers next to the
-// archive's own, alternating. OPKIT_BENCH_COLLECTOR_WINDOWS and _TXS shorten it;
+// archive's own, alternating. OPKIT_BENCH_COLLECTOR_WINDOWS, _TXS and _POPULATE (accounts funded
+// first) change it;
 // OPKIT_BENCH_COLLECTOR_PROFILE profiles the collection passes.
 func BenchmarkCollector(b *testing.B) {
 	const (
@@ -96,11 +103,23 @@ func BenchmarkCollector(b *testing.B) {
 	)
 	windows := benchKnob(b, "OPKIT_BENCH_COLLECTOR_WINDOWS", 10)
 	txsPerBlock := benchKnob(b, "OPKIT_BENCH_COLLECTOR_TXS", 150)
+	populate := benchKnob(b, "OPKIT_BENCH_COLLECTOR_POPULATE", 20000)
 	blocks := windows * window
 	for i := 0; i < b.N; i++ {
 		ch := startOPChains(b)
 		ctx, cancel := context.WithTimeout(context.Background(), 18*time.Minute)
 		load := devnet.NewLoad(ch.miner, devnet.LoadConfig{TxsPerBlock: txsPerBlock, Seed: 9})
+		// A chain starts from genesis with an almost empty state trie, whose paths get
+		// longer with every account the load creates; a real chain's trie has long had
+		// its depth. Funding accounts first (before collection) gives the trie that
+		// depth, so that the store for a window reflects the window, not the trie's
+		// growth (the load still adds thousands of accounts).
+		if populate > 0 {
+			if err := load.Populate(ctx, populate, 500); err != nil {
+				b.Fatal(err)
+			}
+			ch.feed(b)
+		}
 		c := newCollector(b, ch.hot.HTTPEndpoint(), b.TempDir(), window)
 		srv := startServer(b, c)
 		// Only collection passes are timed; mining the next chunk happens in between.
@@ -111,6 +130,8 @@ func BenchmarkCollector(b *testing.B) {
 			elapsed time.Duration
 			cpu     time.Duration
 			disks   []uint64
+			windowB []uint64 // store bytes less the held message-passer storage
+			archB   []uint64
 		)
 		for mined := 0; mined < blocks; mined += chunk {
 			if err := load.MineBlocks(ctx, chunk); err != nil {
@@ -135,8 +156,10 @@ func BenchmarkCollector(b *testing.B) {
 				b.Fatal(err)
 			}
 			disks = append(disks, disk)
+			windowB = append(windowB, st.Bytes-held.Bytes)
 			arch := archiveStateBytes(b, ch.archive)
-			b.Logf("after %d blocks: store %d bytes (%d preimages; held message-passer storage %d bytes, %d nodes), %d on disk; archive %d bytes of state: store/archive %.1f%%",
+			archB = append(archB, arch)
+			report("after %d blocks: store %d bytes (%d preimages; held message-passer storage %d bytes, %d nodes), %d on disk; archive %d bytes of state: store/archive %.1f%%",
 				mined+chunk, st.Bytes, st.Preimages, held.Bytes, held.Preimages, disk, arch, 100*float64(st.Bytes)/float64(arch))
 		}
 		rate := float64(blocks) / elapsed.Seconds()
@@ -150,6 +173,23 @@ func BenchmarkCollector(b *testing.B) {
 		b.ReportMetric(float64(disks[len(disks)-1]), "store_disk_B")
 		b.ReportMetric(float64(archiveBytes), "archive_state_B")
 		b.ReportMetric(float64(archiveBytes)/float64(stored.Bytes), "archive/store")
+
+		// Flatness over the second half of the run: the store less the held set (which
+		// is the message passer's storage trie, state that grows with every withdrawal
+		// as it does in any node), and the store on disk.
+		half := len(windowB) / 2
+		spread := func(v []uint64) float64 {
+			return float64(slices.Max(v)) / float64(slices.Min(v))
+		}
+		b.ReportMetric(spread(windowB[half:]), "window_B_max/min")
+		b.ReportMetric(spread(disks[half:]), "disk_B_max/min")
+		mpTrie := storageTrieBytes(b, ch.archive, collector.MessagePasser)
+		held, err := c.Store().HeldStats()
+		if err != nil {
+			b.Fatal(err)
+		}
+		report("second half of the run: store less held set %v bytes (max/min %.3f), on disk %v (max/min %.3f); held set %d bytes, the message passer's storage trie at the head %d bytes",
+			windowB[half:], spread(windowB[half:]), disks[half:], spread(disks[half:]), held.Bytes, mpTrie)
 
 		first, last, _, _ := c.Store().Bounds()
 		// Trie node keys held for the window; both sides hold them all.
@@ -236,12 +276,12 @@ func BenchmarkCollector(b *testing.B) {
 			b.ReportMetric(float64(median(colP99).Microseconds()), tag+"_collector_p99_us")
 			b.ReportMetric(float64(median(elP50).Microseconds()), tag+"_el_p50_us")
 			b.ReportMetric(float64(median(elP99).Microseconds()), tag+"_el_p99_us")
-			b.Logf("%s, %d readers x %d requests, median of %d alternating rounds: collector p50 %s p99 %s; execution client (hash-scheme archive) p50 %s p99 %s",
+			report("%s, %d readers x %d requests, median of %d alternating rounds: collector p50 %s p99 %s; execution client (hash-scheme archive) p50 %s p99 %s",
 				q.name, readers, q.per, rounds, median(colP50), median(colP99), median(elP50), median(elP99))
 		}
-		b.Logf("collected %d blocks of %d txs in %s: %.2f blocks/s (%.1fx a 2 s chain), %.0f ms of process CPU a block",
+		report("collected %d blocks of %d txs in %s: %.2f blocks/s (%.1fx a 2 s chain), %.0f ms of process CPU a block",
 			blocks, txsPerBlock, elapsed.Round(time.Millisecond), rate, rate/0.5, float64(cpu.Milliseconds())/float64(blocks))
-		b.Logf("chain of %d blocks; store for a %d-block window: %d preimages, %d bytes; on disk (du) after each window %v; archive of the whole chain: %d bytes of state (%.2fx)",
+		report("chain of %d blocks; store for a %d-block window: %d preimages, %d bytes; on disk (du) after each window %v; archive of the whole chain: %d bytes of state (%.2fx)",
 			blocks, window, stored.Preimages, stored.Bytes, disks, archiveBytes, float64(archiveBytes)/float64(stored.Bytes))
 		cancel()
 		closeCollector(b, c)
@@ -259,6 +299,34 @@ func archiveStateBytes(b *testing.B, archive interface{ Backend() *eth.Ethereum 
 		k := it.Key()
 		if len(k) == common.HashLength || (len(k) == 1+common.HashLength && k[0] == 'c') {
 			total += uint64(len(it.Value()))
+		}
+	}
+	if err := it.Error(); err != nil {
+		b.Fatal(err)
+	}
+	return total
+}
+
+// storageTrieBytes sums the nodes of addr's storage trie at the archive's head.
+func storageTrieBytes(b *testing.B, archive interface{ Backend() *eth.Ethereum }, addr common.Address) uint64 {
+	b.Helper()
+	bc := archive.Backend().BlockChain()
+	st, err := bc.StateAt(bc.CurrentBlock().Root)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tr, err := st.Database().OpenStorageTrie(bc.CurrentBlock().Root, addr, st.GetStorageRoot(addr), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	it, err := tr.NodeIterator(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total uint64
+	for it.Next(true) {
+		if it.Hash() != (common.Hash{}) {
+			total += uint64(len(it.NodeBlob()))
 		}
 	}
 	if err := it.Error(); err != nil {
