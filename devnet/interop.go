@@ -104,6 +104,7 @@ func StartInterop(ctx context.Context, cfg InteropConfig) (*InteropDevnet, error
 		}
 		d.tmp, d.cfg.DataDir = dir, dir
 	}
+	RouteGethLog(cfg.Logger)
 	var err error
 	d.L1, err = StartL1(L1Config{ChainID: cfg.L1ChainID, BlockTime: cfg.L1BlockTime, Accounts: 2 + len(cfg.ChainIDs), Logger: cfg.Logger.With("system", "l1")})
 	if err != nil {
