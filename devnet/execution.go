@@ -12,7 +12,6 @@ import (
 	gethengine "github.com/ethereum/go-ethereum/beacon/engine"
 	"github.com/ethereum/go-ethereum/core"
 	"github.com/ethereum/go-ethereum/core/rawdb"
-	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/eth"
 	"github.com/ethereum/go-ethereum/eth/catalyst"
 	"github.com/ethereum/go-ethereum/eth/ethconfig"
@@ -279,12 +278,6 @@ func (e *buildTrackingEngine) ForkchoiceUpdatedV2(ctx context.Context, update ge
 
 func (e *buildTrackingEngine) ForkchoiceUpdatedV3(ctx context.Context, update gethengine.ForkchoiceStateV1, attrs *gethengine.PayloadAttributes) (gethengine.ForkChoiceResponse, error) {
 	r, err := e.ConsensusAPI.ForkchoiceUpdatedV3(ctx, update, attrs)
-	e.track(update, r, attrs)
-	return r, err
-}
-
-func (e *buildTrackingEngine) ForkchoiceUpdatedV4(ctx context.Context, update gethengine.ForkchoiceStateV1, attrs *gethengine.PayloadAttributes, custody *types.CustodyBitmap) (gethengine.ForkChoiceResponse, error) {
-	r, err := e.ConsensusAPI.ForkchoiceUpdatedV4(ctx, update, attrs, custody)
 	e.track(update, r, attrs)
 	return r, err
 }
