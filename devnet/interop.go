@@ -125,6 +125,7 @@ func StartInterop(ctx context.Context, cfg InteropConfig) (*InteropDevnet, error
 		}
 		d.tmp, d.cfg.DataDir = dir, dir
 	}
+	RouteGethLog(cfg.Logger)
 	var err error
 	sealEvery := cfg.L1BlockTime
 	if cfg.Clock != nil {
