@@ -36,8 +36,8 @@ type InteropConfig struct {
 	ChainIDs  []uint64
 	L1ChainID uint64
 	// L1BlockTime seals an L1 block every period; default 2s. With a Clock it is measured
-	// on that clock in whole seconds: an L1 block is sealed, its timestamp L1BlockTime after
-	// its parent's, whenever the clock has passed that time (see PauseL1).
+	// on that clock, in whole seconds: one L1 block per period of the clock, its timestamp
+	// brought up to the clock when it holds no transactions (see PauseL1).
 	L1BlockTime time.Duration
 	// L2BlockTime in seconds; default 2.
 	L2BlockTime uint64
@@ -390,13 +390,17 @@ func (d *InteropDevnet) PauseL1() (resume func()) {
 	}
 }
 
-// feedL1 seals an L1 block whenever the clock has passed the head's timestamp plus the L1
-// block time, so that L1 keeps pace with a clock that runs faster than the wall clock.
+// feedL1 seals an L1 block every L1 block time of the clock, so that L1 keeps pace with a
+// clock that runs faster than the wall clock. The pace is kept by count: a block with
+// pending transactions (batches) can only be sealed by Mine, one second after its parent
+// when the clock is ahead, and the next empty block takes its timestamp back up to the
+// clock.
 func (d *InteropDevnet) feedL1() {
 	defer close(d.feedDone)
 	gap := max(d.cfg.L1BlockTime.Truncate(time.Second), time.Second)
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
+	next := d.cfg.Clock.Now().Add(gap)
 	for {
 		select {
 		case <-d.feedStop:
@@ -404,14 +408,14 @@ func (d *InteropDevnet) feedL1() {
 		case <-tick.C:
 		}
 		d.feedMu.Lock()
-		if !d.feedPaused && d.L1.Head().Time+uint64(gap/time.Second) <= uint64(d.cfg.Clock.Now().Unix()) {
-			// An empty block takes the gap; one with pending transactions (batches) is
-			// sealed by Mine, one second after its parent when the clock is ahead.
-			if _, err := d.L1.MineWithGap(gap); err != nil {
+		if now := d.cfg.Clock.Now(); !d.feedPaused && !now.Before(next) {
+			behind := time.Duration(now.Unix()-int64(d.L1.Head().Time)) * time.Second
+			if _, err := d.L1.MineWithGap(max(gap, behind)); err != nil {
 				if _, err := d.L1.Mine(); err != nil {
 					d.cfg.Logger.Warn("Cannot seal an L1 block", "err", err)
 				}
 			}
+			next = now.Add(gap)
 		}
 		d.feedMu.Unlock()
 	}

@@ -69,4 +69,8 @@ func TestCheckAccessList(t *testing.T) {
 	if err := check(good, "bogus", a1.Time+2); err == nil {
 		t.Fatal("an unknown safety level passed")
 	}
+	var failsafe bool
+	if err := cl.CallContext(ctx, &failsafe, "admin_getFailsafeEnabled"); err != nil || failsafe {
+		t.Fatalf("admin_getFailsafeEnabled: %v, %v", failsafe, err)
+	}
 }

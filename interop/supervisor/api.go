@@ -191,3 +191,10 @@ var safetyHead = map[string]func(*chainState) uint64{
 	"safe":         func(st *chainState) uint64 { return st.CrossSafe.Derived.Number },
 	"finalized":    func(st *chainState) uint64 { return st.Finalized.Number },
 }
+
+// AdminAPI is the supervisor's admin namespace, as far as execution clients use it.
+type AdminAPI struct{}
+
+// GetFailsafeEnabled is admin_getFailsafeEnabled, which op-geth polls to learn whether to
+// refuse every executing message. opkit's supervisor has no failsafe mode: always false.
+func (AdminAPI) GetFailsafeEnabled(ctx context.Context) (bool, error) { return false, nil }

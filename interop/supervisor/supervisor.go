@@ -171,6 +171,10 @@ func New(cfg Config) (*Supervisor, error) {
 		cancel()
 		return fail(fmt.Errorf("register supervisor API: %w", err))
 	}
+	if err := s.rpc.RegisterName("admin", AdminAPI{}); err != nil {
+		cancel()
+		return fail(fmt.Errorf("register admin API: %w", err))
+	}
 	h := rpcserve.Handler(s.rpc, map[string]http.Handler{"/health": rpcserve.Health()})
 	if s.http, err = rpcserve.Listen(cfg.RPCHost, cfg.RPCPort, h, s.log); err != nil {
 		cancel()

@@ -17,13 +17,34 @@ import (
 )
 
 // fastInterop starts an interop devnet whose sequencers and L1 run on a clock speed
-// times the wall clock: 1 s L2 blocks and 2 s L1 blocks.
+// times the wall clock (at most interopRaceSpeed under the race detector): 1 s L2 blocks
+// and 2 s L1 blocks.
 func fastInterop(t *testing.T, speed float64) (*devnet.InteropDevnet, []*interopChain) {
 	t.Helper()
 	return startInteropWith(t, devnet.InteropConfig{
-		L1BlockTime: 2 * time.Second, L2BlockTime: 1, Clock: clock.Scaled(time.Now(), speed),
+		L1BlockTime: 2 * time.Second, L2BlockTime: 1, Clock: clock.Scaled(time.Now(), interopSpeed(speed)),
 		L1PollInterval: 50 * time.Millisecond,
 	})
+}
+
+// interopRaceSpeed is the fastest clock the interop devnet keeps up with under the race
+// detector on a shared two-core machine.
+const interopRaceSpeed = 1.5
+
+// slack stretches a deadline under the race detector, where a managed node that re-derives
+// after a reset takes several times longer (one L1 block per driver-loop round trip).
+func slack(d time.Duration) time.Duration {
+	if raceDetector {
+		return 3 * d
+	}
+	return d
+}
+
+func interopSpeed(speed float64) float64 {
+	if raceDetector {
+		return min(speed, interopRaceSpeed)
+	}
+	return speed
 }
 
 // sendMessage initiates a message on a and executes it on b, returning both receipts.
@@ -42,6 +63,7 @@ func sendMessage(t *testing.T, a, b *interopChain, payload string) (initR, execR
 	}
 	l := initR.Logs[0]
 	id := interop.Identifier{Origin: deploy.ContractAddress, BlockNumber: initR.BlockNumber.Uint64(), LogIndex: uint32(l.Index), Timestamp: h.Time, ChainID: a.c.ID}
+	b.waitTime(h.Time)
 	execR = b.execute(id, interop.PayloadHash(l))
 	return initR, execR
 }
@@ -75,9 +97,9 @@ func TestInteropMessageFinalized(t *testing.T) {
 		r *types.Receipt
 	}{{a, initR}, {b, execR}} {
 		n := x.r.BlockNumber.Uint64()
-		x.c.waitStatus(60*time.Second, "cross-unsafe", func(st *eth.SyncStatus) bool { return st.CrossUnsafeL2.Number >= n })
-		x.c.waitStatus(90*time.Second, "cross-safe", func(st *eth.SyncStatus) bool { return st.SafeL2.Number >= n })
-		st := x.c.waitStatus(90*time.Second, "finalized", func(st *eth.SyncStatus) bool { return st.FinalizedL2.Number >= n })
+		x.c.waitStatus(slack(60*time.Second), "cross-unsafe", func(st *eth.SyncStatus) bool { return st.CrossUnsafeL2.Number >= n })
+		x.c.waitStatus(slack(90*time.Second), "cross-safe", func(st *eth.SyncStatus) bool { return st.SafeL2.Number >= n })
+		st := x.c.waitStatus(slack(90*time.Second), "finalized", func(st *eth.SyncStatus) bool { return st.FinalizedL2.Number >= n })
 		if st.FinalizedL2.Number > st.SafeL2.Number || st.FinalizedL1.Number == 0 {
 			t.Fatalf("chain %s: finalized %d above cross-safe %d, or finalized L1 %d", x.c.c.ID, st.FinalizedL2.Number, st.SafeL2.Number, st.FinalizedL1.Number)
 		}
@@ -103,7 +125,7 @@ func settle(t *testing.T, d *devnet.InteropDevnet, chains []*interopChain) ([]*e
 	head := d.L1.Head().Hash()
 	out := make([]*eth.SyncStatus, len(chains))
 	for i, c := range chains {
-		out[i] = c.waitStatus(90*time.Second, "cross-safe = local-safe with all of L1 derived", func(st *eth.SyncStatus) bool {
+		out[i] = c.waitStatus(slack(90*time.Second), "cross-safe = local-safe with all of L1 derived", func(st *eth.SyncStatus) bool {
 			return st.CurrentL1.Hash == head && st.SafeL2 == st.LocalSafeL2 && st.LocalSafeL2.Number > 0
 		})
 	}
@@ -169,7 +191,7 @@ func TestInteropRecovery(t *testing.T) {
 	d, chains := fastInterop(t, 4)
 	a, b := chains[0], chains[1]
 	_, execR := sendMessage(t, a, b, "across a restart")
-	b.waitStatus(90*time.Second, "the executing block cross-safe", func(st *eth.SyncStatus) bool { return st.SafeL2.Number >= execR.BlockNumber.Uint64() })
+	b.waitStatus(slack(90*time.Second), "the executing block cross-safe", func(st *eth.SyncStatus) bool { return st.SafeL2.Number >= execR.BlockNumber.Uint64() })
 
 	was := make([]map[uint64]promoted, len(chains))
 	for i := range was {
@@ -191,7 +213,7 @@ func TestInteropRecovery(t *testing.T) {
 		// Let the chains move on, then settle again.
 		for i, c := range chains {
 			target := sts[i].LocalSafeL2.Number + 4
-			c.waitStatus(90*time.Second, name+": local-safe past where it was", func(st *eth.SyncStatus) bool { return st.LocalSafeL2.Number >= target })
+			c.waitStatus(slack(90*time.Second), name+": local-safe past where it was", func(st *eth.SyncStatus) bool { return st.LocalSafeL2.Number >= target })
 		}
 		after, resume := settle(t, d, chains)
 		defer resume()
@@ -270,14 +292,14 @@ func TestInteropRecovery(t *testing.T) {
 // included.
 func TestInteropMempoolFiltering(t *testing.T) {
 	_, chains := startInteropWith(t, devnet.InteropConfig{
-		L1BlockTime: 2 * time.Second, L2BlockTime: 1, Clock: clock.Scaled(time.Now(), 4),
+		L1BlockTime: 2 * time.Second, L2BlockTime: 1, Clock: clock.Scaled(time.Now(), interopSpeed(4)),
 		L1PollInterval: 50 * time.Millisecond, MempoolFiltering: true,
 	})
 	a, b := chains[0], chains[1]
 	deploy := a.send(nil, emitterCreation)
 	initR := a.send(&deploy.ContractAddress, []byte("filtered"))
 	initNum := initR.BlockNumber.Uint64()
-	a.waitStatus(60*time.Second, "the initiating block cross-unsafe", func(st *eth.SyncStatus) bool { return st.CrossUnsafeL2.Number >= initNum })
+	a.waitStatus(slack(60*time.Second), "the initiating block cross-unsafe", func(st *eth.SyncStatus) bool { return st.CrossUnsafeL2.Number >= initNum })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	h, err := a.l2.HeaderByHash(ctx, initR.BlockHash)
@@ -286,6 +308,7 @@ func TestInteropMempoolFiltering(t *testing.T) {
 	}
 	l := initR.Logs[0]
 	id := interop.Identifier{Origin: deploy.ContractAddress, BlockNumber: initNum, LogIndex: uint32(l.Index), Timestamp: h.Time, ChainID: a.c.ID}
+	b.waitTime(h.Time)
 	inbox := interop.CrossL2Inbox
 	bad := id
 	bad.LogIndex = 99
@@ -297,7 +320,7 @@ func TestInteropMempoolFiltering(t *testing.T) {
 	}
 	r := b.execute(id, interop.PayloadHash(l))
 	n := r.BlockNumber.Uint64()
-	b.waitStatus(90*time.Second, "the executing block cross-safe", func(st *eth.SyncStatus) bool { return st.SafeL2.Number >= n })
+	b.waitStatus(slack(90*time.Second), "the executing block cross-safe", func(st *eth.SyncStatus) bool { return st.SafeL2.Number >= n })
 	if got := b.blockHash(n); got != r.BlockHash {
 		t.Fatalf("the block executing a valid message was replaced")
 	}

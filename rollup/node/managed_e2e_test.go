@@ -91,6 +91,30 @@ func (c *interopChain) submit(ctx context.Context, to *common.Address, data []by
 	return tx, c.l2.SendTransaction(ctx, tx)
 }
 
+// waitTime waits until the chain's head is at timestamp ts or later, so that its next
+// block may execute a message initiated at ts: a sequencer that runs behind the other
+// chain's would otherwise put the executing message in a block older than the message,
+// which the supervisor rightly invalidates.
+func (c *interopChain) waitTime(ts uint64) {
+	c.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		h, err := c.l2.HeaderByNumber(ctx, nil)
+		cancel()
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if h.Time >= ts {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("chain %s: head time %d has not reached %d", c.c.ID, h.Time, ts)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func (c *interopChain) blockHash(n uint64) common.Hash {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -194,6 +218,7 @@ func TestManagedNodesUnderSupervisor(t *testing.T) {
 		Origin: deploy.ContractAddress, BlockNumber: initRcpt.BlockNumber.Uint64(), LogIndex: uint32(initLog.Index),
 		Timestamp: initHeader.Time, ChainID: a.c.ID,
 	}
+	b.waitTime(initHeader.Time)
 	execRcpt := b.execute(id, interop.PayloadHash(initLog))
 	if len(execRcpt.Logs) != 1 {
 		t.Fatalf("the inbox emitted %d logs", len(execRcpt.Logs))
