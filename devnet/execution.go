@@ -12,7 +12,6 @@ import (
 	gethengine "github.com/ethereum/go-ethereum/beacon/engine"
 	"github.com/ethereum/go-ethereum/core"
 	"github.com/ethereum/go-ethereum/core/rawdb"
-	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/eth"
 	"github.com/ethereum/go-ethereum/eth/catalyst"
 	"github.com/ethereum/go-ethereum/eth/ethconfig"
@@ -283,11 +282,9 @@ func (e *buildTrackingEngine) ForkchoiceUpdatedV3(ctx context.Context, update ge
 	return r, err
 }
 
-func (e *buildTrackingEngine) ForkchoiceUpdatedV4(ctx context.Context, update gethengine.ForkchoiceStateV1, attrs *gethengine.PayloadAttributes, custody *types.CustodyBitmap) (gethengine.ForkChoiceResponse, error) {
-	r, err := e.ConsensusAPI.ForkchoiceUpdatedV4(ctx, update, attrs, custody)
-	e.track(update, r, attrs)
-	return r, err
-}
+// ForkchoiceUpdatedV4 is not wrapped: no OP Stack fork builds through it, and its
+// signature differs between the op-geth the main module uses and the release candidate
+// the compat module pins for op-node v1.16.13, which builds this package too.
 
 // endBuilds fetches every build still inside its window, which stops op-geth rebuilding
 // it. A fetch waits for the build's first complete payload, normally there within one
