@@ -14,7 +14,6 @@ import (
 	opsupervisor "github.com/ethereum-optimism/optimism/op-supervisor/supervisor"
 	"github.com/ethereum-optimism/optimism/op-supervisor/supervisor/backend/depset"
 	"github.com/ethereum-optimism/optimism/op-supervisor/supervisor/backend/syncnode"
-	"github.com/ethereum-optimism/optimism/op-supervisor/supervisor/types"
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/opkit/opkit/devnet"
@@ -22,35 +21,37 @@ import (
 )
 
 // startOPSupervisor runs op-supervisor v1.16.13's whole service (its backend with its
-// databases, L1 processor and a syncnode controller per node) managing the nodes of dn.
-func startOPSupervisor(t *testing.T, ctx context.Context, dn *devnet.InteropDevnet) *opsupervisor.SupervisorService {
+// databases, L1 processor and a syncnode controller per node) managing the nodes of dn,
+// whose files are in dataDir.
+func startOPSupervisor(t *testing.T, ctx context.Context, dn *devnet.InteropDevnet, dataDir string) *opsupervisor.SupervisorService {
 	t.Helper()
-	hdr := dn.L1.Backend().BlockChain().Genesis().Header()
-	rollups := make(map[eth.ChainID]*depset.StaticRollupConfig)
-	deps := make(map[eth.ChainID]*depset.StaticConfigDependency)
+	// The rollup.json and dependency set the devnet wrote, read by op-supervisor's own
+	// loaders: they must schedule interop as op-supervisor and op-node expect.
+	rollups, err := (&depset.JSONRollupConfigsLoader{
+		PathPattern: filepath.Join(dataDir, "*", "rollup.json"), L1RPCURL: dn.L1.HTTPEndpoint(),
+	}).LoadRollupConfigSet(ctx)
+	if err != nil {
+		t.Fatalf("op-supervisor reads the devnet's rollup.json files: %v", err)
+	}
 	nodes := &syncnode.CLISyncNodes{}
 	for _, c := range dn.Chains {
 		id := eth.ChainIDFromUInt64(uint64(c.ID))
-		g := c.Rollup.Genesis
-		if g.L1.Hash != hdr.Hash() {
-			t.Fatalf("chain %s starts after L1 block %s, not the L1 genesis", c.ID, g.L1)
+		g := rollups.Genesis(id)
+		if !rollups.HasChain(id) || g.L2.Hash != c.Rollup.Genesis.L2.Hash || !rollups.IsInterop(id, g.L2.Timestamp) {
+			t.Fatalf("op-supervisor reads chain %s's rollup.json as genesis %+v, interop at genesis %v", c.ID, g, rollups.IsInterop(id, g.L2.Timestamp))
 		}
-		rollups[id] = &depset.StaticRollupConfig{
-			Genesis: depset.Genesis{
-				L1: types.BlockSeal{Hash: g.L1.Hash, Number: g.L1.Number, Timestamp: hdr.Time},
-				L2: types.BlockSeal{Hash: g.L2.Hash, Number: g.L2.Number, Timestamp: g.L2Time},
-			},
-			BlockTime: c.Rollup.BlockTime, InteropTime: c.Rollup.InteropTime,
-		}
-		deps[id] = &depset.StaticConfigDependency{}
 		nodes.Endpoints = append(nodes.Endpoints, c.Node.InteropEndpoint())
 		nodes.JWTSecretPaths = append(nodes.JWTSecretPaths, c.SecretPath)
 	}
-	depSet, err := depset.NewStaticConfigDependencySet(deps)
+	// The dependency set the devnet wrote, read by op-supervisor's own loader.
+	depSet, err := (&depset.JSONDependencySetLoader{Path: dn.DependencySetPath}).LoadDependencySet()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("op-supervisor reads the devnet's dependency set: %v", err)
 	}
-	full, err := depset.NewFullConfigSetMerged(depset.StaticRollupConfigSet(rollups), depSet)
+	if got := depSet.Chains(); len(got) != len(dn.Chains) {
+		t.Fatalf("the dependency set has chains %v", got)
+	}
+	full, err := depset.NewFullConfigSetMerged(rollups, depSet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,9 +85,10 @@ func startOPSupervisor(t *testing.T, ctx context.Context, dn *devnet.InteropDevn
 func TestOPSupervisorManagesOpkitNodes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
+	dataDir := t.TempDir()
 	dn, err := devnet.StartInterop(ctx, devnet.InteropConfig{
 		ChainIDs: []uint64{901, 902}, NoSupervisor: true, L1BlockTime: time.Second, L2BlockTime: 1, SequencerL1Confs: 6,
-		L1PollInterval: 100 * time.Millisecond, DataDir: t.TempDir(),
+		L1PollInterval: 100 * time.Millisecond, DataDir: dataDir,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLevel()})),
 	})
 	if err != nil {
@@ -97,7 +99,7 @@ func TestOPSupervisorManagesOpkitNodes(t *testing.T) {
 			t.Errorf("close devnet: %v", err)
 		}
 	})
-	sup := startOPSupervisor(t, ctx, dn)
+	sup := startOPSupervisor(t, ctx, dn, dataDir)
 	supRPC, err := gethrpc.DialContext(ctx, sup.RPC())
 	if err != nil {
 		t.Fatal(err)
