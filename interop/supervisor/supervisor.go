@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/opkit/opkit/eth"
@@ -108,7 +109,7 @@ type Supervisor struct {
 	mu      sync.Mutex
 	chains  map[interop.ChainID]*chainState
 	finL1   eth.BlockRef
-	l1Head  uint64
+	l1Head  common.Hash
 	pending map[interop.ChainID]eth.BlockSeal // invalidations sent, awaiting replacement
 
 	nodes []*nodeConn
