@@ -15,11 +15,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/crypto/kzg4844"
 	"github.com/ethereum/go-ethereum/ethclient"
+	"github.com/ethereum/go-ethereum/rlp"
 	"github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/opkit/opkit/altda"
@@ -33,7 +35,7 @@ import (
 // Codec is what the batcher needs of the batch codec: a channel builder for a plan and
 // the blob encoding of frame data.
 type Codec struct {
-	NewChannelOut func(rcfg *rollup.Config, p channels.Plan, targetFrames int, compression string) (channels.ChannelOut, error)
+	NewChannelOut func(rcfg *rollup.Config, p channels.Plan, s ChannelSettings) (channels.ChannelOut, error)
 	EncodeBlob    func(data []byte) (kzg4844.Blob, error)
 }
 
@@ -72,6 +74,11 @@ type Batcher struct {
 	throttleOff  bool
 	lastThrottle [2]uint64
 	throttleSet  bool
+
+	scMu    sync.Mutex
+	scCache map[string]*types.BlobTxSidecar // by TxData ID: see sidecar
+
+	rawBlocksOff bool // the L2 client lacks debug_getRawBlock: blocks come as JSON
 
 	rpcSrv *http.Server
 	rpcLn  net.Listener
@@ -152,7 +159,7 @@ func New(ctx context.Context, cfg Config, codec Codec) (*Batcher, error) {
 	b.chans = channels.New(channels.Config{
 		Rollup: b.rcfg, MaxChannelDuration: cfg.MaxChannelDuration, SubSafetyMargin: cfg.SubSafetyMargin,
 		NewChannelOut: func(p channels.Plan) (channels.ChannelOut, error) {
-			return codec.NewChannelOut(b.rcfg, p, cfg.TargetNumFrames, cfg.Compression)
+			return codec.NewChannelOut(b.rcfg, p, cfg.channelSettings())
 		},
 		Plan:   func() channels.Plan { return b.plan },
 		Log:    b.log.With("module", "channels"),
@@ -412,9 +419,7 @@ func (b *Batcher) poll(ctx context.Context, prevCurrentL1 *eth.L1BlockRef) {
 	b.chans.PruneSafe(a.prune)
 	to := min(a.loadTo, a.loadFrom+maxLoadPerPoll-1)
 	for n := a.loadFrom; n <= to && a.loadFrom <= a.loadTo; n++ {
-		cctx, cancel := b.call(ctx)
-		blk, err := b.l2.BlockByNumber(cctx, new(big.Int).SetUint64(n))
-		cancel()
+		blk, err := b.l2Block(ctx, n)
 		if err != nil {
 			if ctx.Err() == nil {
 				b.log.Warn("cannot load L2 block", "number", n, "err", err)
@@ -448,6 +453,36 @@ func (b *Batcher) poll(ctx context.Context, prevCurrentL1 *eth.L1BlockRef) {
 	b.status = Status{DA: b.plan.DA.String(), PendingBlocks: b.chans.Pending(), PendingBytes: b.chans.PendingBytes(), AltDAAvoided: avoided}
 	b.stMu.Unlock()
 	b.throttle(ctx)
+}
+
+// l2Block reads L2 block n. debug_getRawBlock hands it over as RLP, which decodes at a
+// fraction of the CPU of the JSON form (every transaction's fields as hex strings); an
+// execution client that does not expose the debug API is read as JSON from then on.
+func (b *Batcher) l2Block(ctx context.Context, n uint64) (*types.Block, error) {
+	cctx, cancel := b.call(ctx)
+	defer cancel()
+	if !b.rawBlocksOff {
+		var raw hexutil.Bytes
+		err := b.l2rpc.CallContext(cctx, &raw, "debug_getRawBlock", hexutil.EncodeUint64(n))
+		var rerr rpc.Error
+		switch {
+		case err == nil:
+			if len(raw) == 0 {
+				return nil, ethereum.NotFound
+			}
+			var blk types.Block
+			if err := rlp.DecodeBytes(raw, &blk); err != nil {
+				return nil, fmt.Errorf("decode raw L2 block %d: %w", n, err)
+			}
+			return &blk, nil
+		case errors.As(err, &rerr) && (rerr.ErrorCode() == -32601 || rerr.ErrorCode() == -32602):
+			b.log.Info("the L2 execution client does not serve debug_getRawBlock; reading blocks as JSON (more CPU per block)", "err", err)
+			b.rawBlocksOff = true
+		default:
+			return nil, fmt.Errorf("debug_getRawBlock %d: %w", n, err)
+		}
+	}
+	return b.l2.BlockByNumber(cctx, new(big.Int).SetUint64(n))
 }
 
 func boolF(v bool) float64 {
@@ -538,16 +573,7 @@ func (b *Batcher) send(ctx context.Context, td channels.TxData) result {
 	case channels.Calldata:
 		cand.Data = td.Data()
 	case channels.Blobs:
-		blobs := make([]kzg4844.Blob, len(td.Frames))
-		for i, f := range td.Frames {
-			blob, err := b.codec.EncodeBlob(f.FrameData())
-			if err != nil {
-				r.err = fmt.Errorf("encode blob: %w", err)
-				return r
-			}
-			blobs[i] = blob
-		}
-		sc, err := txmgr.NewSidecar(blobs)
+		sc, err := b.sidecar(td)
 		if err != nil {
 			r.err = err
 			return r
@@ -570,6 +596,70 @@ func (b *Batcher) send(ctx context.Context, td channels.TxData) result {
 	}
 	r.receipt, r.err = b.tx.Send(ctx, cand)
 	return r
+}
+
+// sidecar encodes the frames of a blob transaction into blobs and builds their sidecar,
+// or takes the one built for the same blobs by an earlier send of the same frames: a
+// send that failed (an L1 outage, a nonce taken) puts its frames back, and proving
+// them again would cost hundreds of milliseconds of CPU a blob each time.
+func (b *Batcher) sidecar(td channels.TxData) (*types.BlobTxSidecar, error) {
+	blobs := make([]kzg4844.Blob, len(td.Frames))
+	for i, f := range td.Frames {
+		blob, err := b.codec.EncodeBlob(f.FrameData())
+		if err != nil {
+			return nil, fmt.Errorf("encode blob: %w", err)
+		}
+		blobs[i] = blob
+	}
+	cellProofs := b.cellProofs(time.Now())
+	b.scMu.Lock()
+	cached := b.scCache[td.ID]
+	b.scMu.Unlock()
+	if cached != nil && sameBlobs(cached.Blobs, blobs) && (cached.Version == types.BlobSidecarVersion1) == cellProofs {
+		b.met.sidecarReuses.Inc()
+		return cached, nil
+	}
+	sc, err := txmgr.NewSidecar(blobs, cellProofs)
+	if err != nil {
+		return nil, err
+	}
+	b.scMu.Lock()
+	if b.scCache == nil {
+		b.scCache = map[string]*types.BlobTxSidecar{}
+	}
+	// Only the sends in flight can come back: bound the cache by them.
+	if len(b.scCache) >= 2*b.cfg.MaxPendingTx {
+		clear(b.scCache)
+	}
+	b.scCache[td.ID] = sc
+	b.scMu.Unlock()
+	return sc, nil
+}
+
+// forgetSidecar drops the cached sidecar of a confirmed transaction.
+func (b *Batcher) forgetSidecar(id string) {
+	b.scMu.Lock()
+	delete(b.scCache, id)
+	b.scMu.Unlock()
+}
+
+// cellProofs reports whether blob transactions sent at now carry cell proofs (version-1
+// sidecars): from --txmgr.cell-proof-time, the L1's Osaka time, on, with op-batcher's
+// 12-second allowance for the L1 head's timestamp trailing the wall clock.
+func (b *Batcher) cellProofs(now time.Time) bool {
+	return b.cfg.CellProofTime < uint64(max(now.Add(-12*time.Second).Unix(), 0))
+}
+
+func sameBlobs(a, b []kzg4844.Blob) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // putAltDA stores the frame on the DA server as the failover machine directs. It
@@ -640,6 +730,7 @@ func (b *Batcher) handleResult(r result) {
 		b.met.txData.WithLabelValues(r.da.String()).Add(float64(r.bytes))
 		b.log.Info("batch transaction confirmed", "tx", r.id, "da", r.da, "l1_block", r.receipt.BlockNumber, "l1_tx", r.receipt.TxHash)
 		b.chans.TxConfirmed(r.id, eth.BlockID{Hash: r.receipt.BlockHash, Number: r.receipt.BlockNumber.Uint64()})
+		b.forgetSidecar(r.id)
 	}
 }
 

@@ -37,12 +37,17 @@ type managerT struct {
 
 func newTestManager(t *testing.T, frameSize, targetFrames int, duration uint64) *managerT {
 	t.Helper()
+	return newTestManagerWith(t, frameSize, duration, ChannelSettings{TargetNumFrames: targetFrames, Compression: "zlib", BatchType: SpanBatchType})
+}
+
+func newTestManagerWith(t *testing.T, frameSize int, duration uint64, s ChannelSettings) *managerT {
+	t.Helper()
 	rcfg := testRollup()
 	m := &managerT{plan: channels.Plan{DA: channels.Calldata, MaxFrameSize: frameSize, FramesPerTx: 1}}
 	m.Manager = channels.New(channels.Config{
 		Rollup: rcfg, MaxChannelDuration: duration, SubSafetyMargin: 10,
 		NewChannelOut: func(p channels.Plan) (channels.ChannelOut, error) {
-			return newSpanChannelOut(rcfg, p, targetFrames, "zlib")
+			return newChannelOut(rcfg, p, s)
 		},
 		Plan: func() channels.Plan { return m.plan },
 	})
@@ -97,12 +102,19 @@ func readChannels(t *testing.T, tds []channels.TxData) []uint64 {
 				if err != nil {
 					t.Fatal(err)
 				}
-				els, err := b.(*batch.RawSpanBatch).Batches(rcfg.Genesis.L2Time, rcfg.BlockTime, rcfg.L2ChainID)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, el := range els {
-					times = append(times, el.Timestamp)
+				switch b := b.(type) {
+				case *batch.SingularBatch:
+					times = append(times, b.Timestamp)
+				case *batch.RawSpanBatch:
+					els, err := b.Batches(rcfg.Genesis.L2Time, rcfg.BlockTime, rcfg.L2ChainID)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, el := range els {
+						times = append(times, el.Timestamp)
+					}
+				default:
+					t.Fatalf("unexpected batch %T", b)
 				}
 			}
 		}
@@ -292,5 +304,72 @@ func TestPruneSafeDropsSubmittedChannels(t *testing.T) {
 	m.PruneSafe(4)
 	if m.Blocks() != 0 || len(m.Channels()) != 0 {
 		t.Fatalf("left %d blocks, %d channels", m.Blocks(), len(m.Channels()))
+	}
+}
+
+// --batch-type 0 and --max-blocks-per-span-batch: every block comes back out, in
+// singular batches, or in span batches of at most the given length.
+func TestBatchTypeSettings(t *testing.T) {
+	blocks := testBlocks(30, 3)
+	for _, tc := range []struct {
+		name string
+		s    ChannelSettings
+		want func(batch.Batch) bool
+	}{
+		{"singular", ChannelSettings{TargetNumFrames: 1, Compression: "zlib", BatchType: SingularBatchType}, func(b batch.Batch) bool {
+			_, ok := b.(*batch.SingularBatch)
+			return ok
+		}},
+		{"span of 4", ChannelSettings{TargetNumFrames: 1, Compression: "zlib", BatchType: SpanBatchType, MaxBlocksPerSpanBatch: 4}, func(b batch.Batch) bool {
+			s, ok := b.(*batch.RawSpanBatch)
+			return ok && len(s.BlockTxCounts) <= 4
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newTestManagerWith(t, 100_000, 0, tc.s)
+			m.Clear(eth.BlockID{Number: 3})
+			addAll(t, m, blocks)
+			if err := m.Step(eth.L1BlockRef{Number: 4}); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			tds := drain(m)
+			if got := readChannels(t, tds); !equalU64(got, wantTimes(blocks)) {
+				t.Fatalf("blocks out %v, want %v", got, wantTimes(blocks))
+			}
+			n := 0
+			for _, td := range tds {
+				frames, err := batch.ParseTxData(td.Data())
+				if err != nil {
+					t.Fatal(err)
+				}
+				var body []byte
+				for _, f := range frames {
+					body = append(body, f.Data...)
+				}
+				r, err := batch.NewChannelReader(bytes.NewReader(body), batch.MaxRLPBytesPerChannelFjord, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for {
+					b, err := r.Next()
+					if errors.Is(err, io.EOF) {
+						break
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !tc.want(b) {
+						t.Fatalf("batch %T does not match the setting", b)
+					}
+					n++
+				}
+			}
+			if n < 2 {
+				t.Fatalf("%d batches", n)
+			}
+		})
 	}
 }

@@ -14,9 +14,25 @@ import (
 	"github.com/opkit/opkit/rollup/batch"
 )
 
-// DefaultCodec builds span-batch channels and blobs with package rollup/batch.
+// DefaultCodec builds span-batch or singular-batch channels and blobs with package
+// rollup/batch.
 func DefaultCodec() Codec {
-	return Codec{NewChannelOut: newSpanChannelOut, EncodeBlob: encodeBlob}
+	return Codec{NewChannelOut: newChannelOut, EncodeBlob: encodeBlob}
+}
+
+// Batch types, as --batch-type numbers them (op-batcher's numbering).
+const (
+	SingularBatchType = 0
+	SpanBatchType     = 1
+)
+
+// ChannelSettings are the channel-building settings of the Config.
+type ChannelSettings struct {
+	TargetNumFrames int
+	Compression     string
+	// BatchType is SpanBatchType or SingularBatchType.
+	BatchType             int
+	MaxBlocksPerSpanBatch int
 }
 
 // parseCompression reads --compression-algo: zlib, brotli, or brotli-<level>.
@@ -36,16 +52,26 @@ func parseCompression(s string) (batch.Compression, int, error) {
 	return 0, 0, fmt.Errorf("%q is not zlib or brotli", s)
 }
 
-func newSpanChannelOut(rcfg *rollup.Config, p channels.Plan, targetFrames int, compression string) (channels.ChannelOut, error) {
-	algo, level, err := parseCompression(compression)
+func newChannelOut(rcfg *rollup.Config, p channels.Plan, s ChannelSettings) (channels.ChannelOut, error) {
+	algo, level, err := parseCompression(s.Compression)
 	if err != nil {
 		return nil, err
 	}
-	out, err := batch.NewSpanChannelOut(batch.ChannelOutConfig{
-		TargetSize:  uint64(targetFrames) * uint64(p.MaxFrameSize-batch.FrameOverhead),
+	cfg := batch.ChannelOutConfig{
+		TargetSize:  uint64(s.TargetNumFrames) * uint64(p.MaxFrameSize-batch.FrameOverhead),
 		Compression: algo, Level: level,
 		GenesisTime: rcfg.Genesis.L2Time, ChainID: rcfg.L2ChainID,
-	})
+		MaxBlocksPerSpanBatch: s.MaxBlocksPerSpanBatch,
+	}
+	var out batch.ChannelOut
+	switch s.BatchType {
+	case SpanBatchType:
+		out, err = batch.NewSpanChannelOut(cfg)
+	case SingularBatchType:
+		out, err = batch.NewSingularChannelOut(cfg)
+	default:
+		return nil, fmt.Errorf("batch type %d is not 0 (singular) or 1 (span)", s.BatchType)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -58,6 +58,12 @@ type Config struct {
 	TargetNumFrames    int
 	MaxL1TxSize        int
 	Compression        string // zlib or brotli (brotli-10 and friends pass through)
+	// SingularBatches builds channels of singular batches (--batch-type 0) instead of
+	// span batches.
+	SingularBatches bool
+	// MaxBlocksPerSpanBatch starts a new span batch within a channel after this many
+	// blocks (0: one span batch per channel).
+	MaxBlocksPerSpanBatch int
 
 	NumConfirmations    uint64
 	ResubmissionTimeout time.Duration
@@ -66,6 +72,10 @@ type Config struct {
 	PollInterval        time.Duration
 	MaxPendingTx        int
 	FeeLimitMultiplier  uint64
+	// CellProofTime is the L1's Osaka time (unix seconds): blob transactions carry cell
+	// proofs (version-1 sidecars) from then on, blob proofs (version 0) before. 0: always
+	// cell proofs.
+	CellProofTime uint64
 
 	// Stopped starts without submitting; admin_startBatcher starts it.
 	Stopped bool
@@ -121,6 +131,9 @@ func (c *Config) check() error {
 	default:
 		return fmt.Errorf("--compression-algo: %q is not zlib or brotli", c.Compression)
 	}
+	if c.MaxBlocksPerSpanBatch < 0 {
+		return fmt.Errorf("--max-blocks-per-span-batch: %d is negative", c.MaxBlocksPerSpanBatch)
+	}
 	if c.PollInterval <= 0 || c.ResubmissionTimeout <= 0 || c.NetworkTimeout <= 0 {
 		return errors.New("--poll-interval, --resubmission-timeout and --network-timeout must be positive")
 	}
@@ -150,4 +163,12 @@ func (c *Config) failoverConfig() dafailover.Config {
 		TransientMaxRetries: c.AltDAMaxRetries,
 		BackoffMax:          c.AltDABackoffMax,
 	}
+}
+
+func (c *Config) channelSettings() ChannelSettings {
+	bt := SpanBatchType
+	if c.SingularBatches {
+		bt = SingularBatchType
+	}
+	return ChannelSettings{TargetNumFrames: c.TargetNumFrames, Compression: c.Compression, BatchType: bt, MaxBlocksPerSpanBatch: c.MaxBlocksPerSpanBatch}
 }

@@ -1,9 +1,17 @@
 package batcher_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -478,4 +486,52 @@ func TestL1ReorgDropsBatchAndItIsPostedAgain(t *testing.T) {
 	}
 	// Derivation from the new branch reaches every block, those of the lost one included.
 	e.waitSafe(ctx, st.UnsafeL2.Number)
+}
+
+// An L2 execution client without the debug API: the batcher asks for raw blocks once,
+// is told the method does not exist, and reads the blocks as JSON from then on.
+func TestL2WithoutDebugAPI(t *testing.T) {
+	e := startEnv(t)
+	ctx := testCtx(t, 90*time.Second)
+	target, err := url.Parse(e.l2node.HTTPEndpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var asked, other atomic.Int64
+	rp := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 16<<20))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		var req struct {
+			Method string `json:"method"`
+		}
+		_ = json.Unmarshal(body, &req)
+		if strings.HasPrefix(req.Method, "debug_") {
+			asked.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"jsonrpc":"2.0","id":` + string(requestID(body)) + `,"error":{"code":-32601,"message":"the method ` + req.Method + ` does not exist/is not available"}}`))
+			return
+		}
+		if req.Method == "eth_getBlockByNumber" {
+			other.Add(1)
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	e.waitL2(ctx, 3)
+	cfg := e.config(batcher.DACalldata)
+	cfg.L2URL = srv.URL
+	e.startBatcher(cfg)
+	e.waitSafe(ctx, 3)
+	if _, dups := e.waitPosted(ctx, 3); dups != 0 {
+		t.Fatalf("%d blocks posted twice", dups)
+	}
+	if asked.Load() != 1 || other.Load() < 3 {
+		t.Fatalf("debug_getRawBlock asked %d times, eth_getBlockByNumber %d times; want once, then JSON", asked.Load(), other.Load())
+	}
 }

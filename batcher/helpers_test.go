@@ -54,6 +54,7 @@ func quietLog() *slog.Logger {
 type recordingProxy struct {
 	srv     *httptest.Server
 	down    atomic.Bool // answer every request with 503, as an L1 RPC outage
+	noSend  atomic.Bool // refuse eth_sendRawTransaction only, with a JSON-RPC error
 	refused atomic.Int64
 	mu      sync.Mutex
 	raw     map[common.Hash]*types.Transaction
@@ -77,6 +78,12 @@ func newRecordingProxy(t *testing.T, target string) *recordingProxy {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
+		if p.noSend.Load() && isSend(body) {
+			p.refused.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"jsonrpc":"2.0","id":` + string(requestID(body)) + `,"error":{"code":-32000,"message":"sends refused by the test proxy"}}`))
+			return
+		}
 		p.record(body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
@@ -84,6 +91,25 @@ func newRecordingProxy(t *testing.T, target string) *recordingProxy {
 	}))
 	t.Cleanup(p.srv.Close)
 	return p
+}
+
+// isSend reports whether a JSON-RPC request publishes a transaction.
+func isSend(body []byte) bool {
+	var req struct {
+		Method string `json:"method"`
+	}
+	return json.Unmarshal(body, &req) == nil && req.Method == "eth_sendRawTransaction"
+}
+
+// requestID is a JSON-RPC request's id, as raw JSON (null when absent).
+func requestID(body []byte) json.RawMessage {
+	var req struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(body, &req) != nil || len(req.ID) == 0 {
+		return json.RawMessage("null")
+	}
+	return req.ID
 }
 
 func (p *recordingProxy) record(body []byte) {

@@ -30,6 +30,7 @@ type metrics struct {
 	altdaPuts           *prometheus.CounterVec
 	failovers           *prometheus.CounterVec
 	partialResends      prometheus.Counter
+	sidecarReuses       prometheus.Counter
 	partialCommitted    prometheus.Counter
 	altdaAvoided        prometheus.Gauge
 	throttleIntensity   prometheus.Gauge
@@ -59,6 +60,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		altdaPuts:           prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "altda_puts_total", Help: "PUTs to the AltDA server, by outcome."}, []string{"outcome"}),
 		failovers:           prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "altda_failovers_total", Help: "Channels moved from AltDA to Ethereum DA, by reason."}, []string{"reason"}),
 		partialResends:      prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "altda_partial_resends_total", Help: "Bodies sent again after a 201 partial success."}),
+		sidecarReuses:       prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "blob_sidecar_reuses_total", Help: "Blob transactions sent again with the sidecar (commitments and proofs) of an earlier send of the same frames."}),
 		partialCommitted:    prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "altda_partial_committed_total", Help: "Commitments posted after the partial-retry bound, still only partially stored."}),
 		altdaAvoided:        prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "altda_avoided", Help: "1 while new channels avoid AltDA after a 503 or repeated errors."}),
 		throttleIntensity:   prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "throttle_intensity", Help: "Throttle intensity asked of the block builder, 0..1."}),
@@ -67,7 +69,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	reg.MustRegister(m.channelsOpened, m.channelsClosed, m.channelsInvalidated, m.openChannels, m.inputBytes, m.outputBytes,
 		m.comprRatio, m.blocksLoaded, m.pendingBlocks, m.pendingBytes, m.resets, m.txData, m.txsConfirmed, m.txsFailed,
-		m.txsPublished, m.pendingTxs, m.feesPaid, m.altdaPuts, m.failovers, m.partialResends, m.partialCommitted,
+		m.txsPublished, m.pendingTxs, m.feesPaid, m.altdaPuts, m.failovers, m.partialResends, m.sidecarReuses, m.partialCommitted,
 		m.altdaAvoided, m.throttleIntensity, m.safeL2, m.unsafeL2)
 	return m
 }

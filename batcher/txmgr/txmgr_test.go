@@ -137,11 +137,14 @@ func TestSendCalldataReachesDepth(t *testing.T) {
 func TestSendBlobsWithCellProofs(t *testing.T) {
 	l1 := startL1(t, 100*time.Millisecond)
 	m := newManager(t, l1.client, l1.L1, nil)
-	ctx := ctxT(t, 60*time.Second)
+	// The pool checks 256 cell proofs before it answers: seconds each time under the race
+	// detector on a loaded machine, past the manager's network timeout, so the send may
+	// take a few rounds (publish timed out, nonce too low, receipt).
+	ctx := ctxT(t, 150*time.Second)
 	blobs := make([]kzg4844.Blob, 2)
 	blobs[0][1] = 7
 	blobs[1][100] = 9
-	sc, err := txmgr.NewSidecar(blobs)
+	sc, err := txmgr.NewSidecar(blobs, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,5 +404,37 @@ func TestGasCoversTheCalldataFloor(t *testing.T) {
 	}
 	if want := uint64(21_000 + 120_000*4*10); g != want {
 		t.Fatalf("gas %d, want %d", g, want)
+	}
+}
+
+// Version 1 sidecars carry 128 cell proofs a blob, version 0 one blob proof; both
+// verify against the commitments.
+func TestSidecarVersions(t *testing.T) {
+	blobs := make([]kzg4844.Blob, 2)
+	blobs[0][1], blobs[1][200] = 3, 5
+	v1, err := txmgr.NewSidecar(blobs, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v1.Version != types.BlobSidecarVersion1 || len(v1.Proofs) != 2*kzg4844.CellProofsPerBlob {
+		t.Fatalf("cell-proof sidecar: version %d, %d proofs", v1.Version, len(v1.Proofs))
+	}
+	if err := kzg4844.VerifyCellProofs(v1.Blobs, v1.Commitments, v1.Proofs); err != nil {
+		t.Fatal(err)
+	}
+	v0, err := txmgr.NewSidecar(blobs, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v0.Version != types.BlobSidecarVersion0 || len(v0.Proofs) != 2 {
+		t.Fatalf("blob-proof sidecar: version %d, %d proofs", v0.Version, len(v0.Proofs))
+	}
+	for i := range blobs {
+		if v0.Commitments[i] != v1.Commitments[i] {
+			t.Fatalf("blob %d: commitments differ between versions", i)
+		}
+		if err := kzg4844.VerifyBlobProof(&v0.Blobs[i], v0.Commitments[i], v0.Proofs[i]); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -35,12 +35,19 @@ func batcherCommand() *cli.Command {
 	boolean := func(name, usage string) cli.Flag {
 		return &cli.BoolFlag{Name: name, Usage: usage, EnvVars: envVars(cmd, name)}
 	}
+	// op-batcher's names for the same flags, so its command lines carry over.
+	alias := func(f cli.Flag, name string) cli.Flag {
+		s := f.(*cli.StringFlag)
+		s.Aliases = append(s.Aliases, name)
+		s.EnvVars = append(s.EnvVars, envVars(cmd, name)...)
+		return s
+	}
 	return &cli.Command{
 		Name:  cmd,
 		Usage: "post the L2 chain to L1 as calldata, blobs or AltDA commitments, with per-channel AltDA failover",
 		Flags: []cli.Flag{
-			str("l1", "", "L1 JSON-RPC URL"),
-			str("l2", "", "L2 execution client JSON-RPC URL (blocks; miner_setMaxDASize when exposed)"),
+			alias(str("l1", "", "L1 JSON-RPC URL"), "l1-eth-rpc"),
+			alias(str("l2", "", "L2 execution client JSON-RPC URL (blocks; miner_setMaxDASize when exposed)"), "l2-eth-rpc"),
 			str("rollup-rpc", "", "rollup node JSON-RPC URL (optimism_syncStatus, optimism_rollupConfig; op-node or opkit node)"),
 			str("private-key", "", "hex private key of the batcher account"),
 			str("keystore", "", "encrypted keystore file of the batcher account (instead of --private-key)"),
@@ -56,12 +63,15 @@ func batcherCommand() *cli.Command {
 			u64("sub-safety-margin", 10, "L1 blocks kept between a channel's deadlines (channel timeout, sequencing window) and its closing"),
 			integer("target-num-frames", 1, "frames per channel; for blobs also blobs per transaction (1..6)"),
 			integer("max-l1-tx-size-bytes", 120_000, "largest calldata transaction payload (and AltDA frame)"),
-			str("compression-algo", "zlib", "channel compression: zlib or brotli (brotli needs Fjord)"),
+			str("compression-algo", "zlib", "channel compression: zlib, brotli, brotli-9, brotli-10 or brotli-11 (brotli needs Fjord)"),
+			u64("batch-type", batcher.SpanBatchType, "0: singular batches, 1: span batches (needs Delta; op-batcher's default is 0)"),
+			integer("max-blocks-per-span-batch", 0, "start a new span batch within a channel after this many blocks (0: no limit)"),
 			u64("num-confirmations", 10, "L1 blocks a batch transaction must be deep before it counts as confirmed"),
 			dur("resubmission-timeout", 48*time.Second, "republish an unmined transaction with bumped fees after this long"),
 			dur("network-timeout", 10*time.Second, "deadline of every L1, L2 and rollup node call"),
 			dur("txmgr.receipt-query-interval", 12*time.Second, "how often receipts are polled"),
 			u64("fee-limit-multiplier", 5, "bumped fees stop at this multiple of the current estimate"),
+			u64("txmgr.cell-proof-time", 0, "the L1's Osaka time (unix seconds): blob transactions carry cell proofs from then on, one blob proof per blob before (0: always cell proofs)"),
 			dur("poll-interval", 6*time.Second, "how often the rollup node's sync status is read"),
 			integer("max-pending-tx", 1, "batch transactions in flight at once"),
 			boolean("stopped", "start with submission stopped (admin_startBatcher starts it)"),
@@ -77,6 +87,11 @@ func batcherCommand() *cli.Command {
 			integer("rpc.port", 8545, "admin JSON-RPC port: admin_startBatcher, admin_stopBatcher, admin_flushBatcher (0 picks a free one)"),
 			str("metrics.addr", "127.0.0.1", "/metrics and /health listen address"),
 			integer("metrics.port", 7301, "/metrics and /health port (0 picks a free one)"),
+			boolean("pprof.enabled", "serve /debug/pprof"),
+			str("pprof.addr", "127.0.0.1", "pprof listen address"),
+			integer("pprof.port", 6060, "pprof port (0 picks a free one)"),
+			str("pprof.type", "", "write a profile of this type to --pprof.path: cpu (over the process's life) or heap, allocs, goroutine, block, mutex, threadcreate (at exit)"),
+			str("pprof.path", "", "file for --pprof.type, or a directory for <type>.prof"),
 		},
 		Action: runBatcher,
 	}
@@ -124,6 +139,14 @@ func batcherConfig(c *cli.Context) (batcher.Config, error) {
 	if err != nil {
 		return batcher.Config{}, fmt.Errorf("--data-availability-type: %w", err)
 	}
+	var singular bool
+	switch bt := c.Uint64("batch-type"); bt {
+	case batcher.SingularBatchType:
+		singular = true
+	case batcher.SpanBatchType:
+	default:
+		return batcher.Config{}, fmt.Errorf("--batch-type: %d is not 0 (singular) or 1 (span)", bt)
+	}
 	for _, name := range []string{"rpc.port", "metrics.port"} {
 		if p := c.Int(name); p < 0 || p > 65535 {
 			return batcher.Config{}, fmt.Errorf("--%s: %d is not a port", name, p)
@@ -136,10 +159,11 @@ func batcherConfig(c *cli.Context) (batcher.Config, error) {
 		AltDARetryAfter: c.Duration("altda.retry-after"), AltDAMaxRetries: c.Int("altda.max-retries"),
 		MaxChannelDuration: c.Uint64("max-channel-duration"), SubSafetyMargin: c.Uint64("sub-safety-margin"),
 		TargetNumFrames: c.Int("target-num-frames"), MaxL1TxSize: c.Int("max-l1-tx-size-bytes"),
-		Compression:      c.String("compression-algo"),
-		NumConfirmations: c.Uint64("num-confirmations"), ResubmissionTimeout: c.Duration("resubmission-timeout"),
+		Compression: c.String("compression-algo"), SingularBatches: singular,
+		MaxBlocksPerSpanBatch: c.Int("max-blocks-per-span-batch"),
+		NumConfirmations:      c.Uint64("num-confirmations"), ResubmissionTimeout: c.Duration("resubmission-timeout"),
 		NetworkTimeout: c.Duration("network-timeout"), ReceiptInterval: c.Duration("txmgr.receipt-query-interval"),
-		FeeLimitMultiplier: c.Uint64("fee-limit-multiplier"), PollInterval: c.Duration("poll-interval"),
+		FeeLimitMultiplier: c.Uint64("fee-limit-multiplier"), CellProofTime: c.Uint64("txmgr.cell-proof-time"), PollInterval: c.Duration("poll-interval"),
 		MaxPendingTx: c.Int("max-pending-tx"), Stopped: c.Bool("stopped"),
 		WaitNodeSync: c.Bool("wait-node-sync"), CheckRecentTxsDepth: c.Uint64("check-recent-txs-depth"),
 		Throttle: batcher.ThrottleConfig{
@@ -156,9 +180,18 @@ func runBatcher(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	prof := &pprofConfig{enabled: c.Bool("pprof.enabled"), addr: c.String("pprof.addr"), port: c.Int("pprof.port"),
+		typ: strings.ToLower(c.String("pprof.type")), path: c.String("pprof.path")}
+	if err := prof.check(); err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	log := slog.Default().With("system", "batcher")
+	if err := prof.start(log); err != nil {
+		return err
+	}
+	defer prof.stop(log)
 	reg := newProcessRegistry()
 	cfg.Log, cfg.Registry = log, reg
 	b, err := batcher.New(ctx, cfg, batcher.DefaultCodec())

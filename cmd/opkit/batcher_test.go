@@ -33,6 +33,10 @@ func TestBatcherFlagErrorsNameTheFlag(t *testing.T) {
 		{append(base, "--private-key", key, "--target-num-frames", "7"), "--target-num-frames"},
 		{append(base, "--private-key", key, "--compression-algo", "lz4"), "--compression-algo"},
 		{append(base, "--private-key", key, "--rpc.port", "70000"), "--rpc.port"},
+		{append(base, "--private-key", key, "--batch-type", "2"), "--batch-type"},
+		{append(base, "--private-key", key, "--max-blocks-per-span-batch", "-1"), "--max-blocks-per-span-batch"},
+		{append(base, "--private-key", key, "--pprof.type", "cpu"), "--pprof.path"},
+		{append(base, "--private-key", key, "--pprof.type", "everything", "--pprof.path", "/tmp"), "--pprof.type"},
 		{[]string{"opkit", "batcher", "--private-key", key}, "--l1"},
 	}
 	for _, c := range cases {
