@@ -16,7 +16,6 @@ import (
 	gethtypes "github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/ethclient"
-	"github.com/ethereum/go-ethereum/log"
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/opkit/opkit/devnet"
@@ -34,18 +33,6 @@ func testLevel() slog.Level {
 	default:
 		return slog.LevelInfo
 	}
-}
-
-// opLogger logs an OP Stack component at the test level, to stderr.
-func opLogger(name string) log.Logger {
-	lvl := log.LevelWarn
-	switch testLevel() {
-	case slog.LevelInfo:
-		lvl = log.LevelInfo
-	case slog.LevelDebug:
-		lvl = log.LevelDebug
-	}
-	return log.NewLogger(log.NewTerminalHandlerWithLevel(os.Stderr, lvl, false)).New("system", name)
 }
 
 // watchedNode is a rollup node whose optimism_syncStatus a test polls.

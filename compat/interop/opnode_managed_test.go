@@ -101,6 +101,10 @@ func startManagedOPNode(t *testing.T, ctx context.Context, dn *devnet.InteropDev
 func TestOpkitSupervisorManagesOPNode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
+	// Built before the devnet starts, so that its chain does not run ahead meanwhile.
+	if err := peers.Build(ctx); err != nil {
+		t.Fatal(err)
+	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLevel()}))
 	dn, err := devnet.StartInterop(ctx, devnet.InteropConfig{
 		ChainIDs: []uint64{901}, NoSupervisor: true, L1BlockTime: time.Second, L2BlockTime: 1,
