@@ -14,9 +14,9 @@ import (
 	"github.com/opkit/opkit/interop"
 )
 
-// A managed node reports every block it derives, one by one, although local-safe moves
-// only at the end of each span batch: a supervisor records the local-safe chain block by
-// block (the OP Stack's refuses a block that does not build on the last it recorded and
+// A managed node reports every block it derives, one by one, span batches included
+// (under Holocene each derived block is local-safe at once): a supervisor records the
+// local-safe chain block by block (the OP Stack's refuses a block that does not build on the last it recorded and
 // resets the node, forever, if blocks are skipped). The batcher's channels here span two
 // L1 blocks, so its span batches carry several L2 blocks.
 func TestManagedReportsEveryBlockOfASpanBatch(t *testing.T) {
