@@ -41,7 +41,7 @@ bench-da:
 
 # Event -> promotion latency: opkit's supervisor side by side with op-supervisor's syncnode path.
 bench-interop:
-	cd compat/interop && $(GO) test -run '^$$' -bench BenchmarkPromotionLatency -benchtime 1x -timeout 10m .
+	cd compat/interop && $(GO) test -run '^$$' -bench 'BenchmarkInteropDevnet|BenchmarkPromotionLatency' -benchtime 1x -timeout 15m .
 
 # Collector: collection rate at 150 txs a block, store vs archive bytes, debug_dbGet
 # latency against the execution client's own (docs/collector.md, Benchmarks).

@@ -85,7 +85,7 @@ func (c *Collector) storeTrieDB(ctx context.Context) *triedb.Database {
 
 // accountAt reads an account from the stored state trie at block b; nil when it does not
 // exist.
-func accountAt(tdb *triedb.Database, b *store.Block, addr common.Address) (*types.StateAccount, error) {
+func accountAt(tdb *triedb.Database, b *store.Summary, addr common.Address) (*types.StateAccount, error) {
 	tr, err := trie.NewStateTrie(trie.StateTrieID(b.Root), tdb)
 	if err != nil {
 		return nil, fmt.Errorf("state of block %d: %w", b.Number, err)
@@ -127,7 +127,11 @@ func (a *debugAPI) DbGet(key string) (hexutil.Bytes, error) {
 // ExecutionWitness is debug_executionWitness for a block in the window, served from
 // the store: the witness the execution client gave when the block was collected.
 func (a *debugAPI) ExecutionWitness(bn rpc.BlockNumberOrHash) (*stateless.ExtWitness, error) {
-	b, err := a.c.retained(bn)
+	sum, err := a.c.retained(bn)
+	if err != nil {
+		return nil, err
+	}
+	b, err := a.c.store.Block(sum.Number)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +158,7 @@ func (a *debugAPI) ExecutionWitness(bn rpc.BlockNumberOrHash) (*stateless.ExtWit
 // retained resolves a block number, tag or hash to a block in the window. A block the
 // store does not hold is refused with the reason: outside the window (named), in a gap,
 // or not a canonical block the collector saw.
-func (c *Collector) retained(bn rpc.BlockNumberOrHash) (*store.Block, error) {
+func (c *Collector) retained(bn rpc.BlockNumberOrHash) (*store.Summary, error) {
 	first, last, any, err := c.store.Bounds()
 	if err != nil {
 		return nil, err
@@ -163,7 +167,7 @@ func (c *Collector) retained(bn rpc.BlockNumberOrHash) (*store.Block, error) {
 		return nil, errors.New("no block collected yet: the window is empty")
 	}
 	if h, ok := bn.Hash(); ok {
-		b, err := c.store.BlockByHash(h)
+		b, err := c.store.SummaryByHash(h)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, fmt.Errorf("block %s is not in the collector's window %d..%d (older, in a gap, not canonical or not yet collected): %w", h, first, last, err)
 		}
@@ -184,7 +188,7 @@ func (c *Collector) retained(bn rpc.BlockNumberOrHash) (*store.Block, error) {
 	if num < first || num > last {
 		return nil, fmt.Errorf("block %d is outside the collector's window %d..%d: %w", num, first, last, store.ErrNotFound)
 	}
-	b, err := c.store.Block(num)
+	b, err := c.store.Summary(num)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("block %d is in a gap of the collector's window %d..%d (never collected): %w", num, first, last, err)
 	}

@@ -97,7 +97,10 @@ func New(ctx context.Context, cfg Config) (*Collector, error) {
 	if cfg.Accounts == nil {
 		cfg.Accounts = []common.Address{MessagePasser}
 	}
-	client, err := rpc.DialContext(ctx, cfg.L2)
+	// No gzip: the client's answers are hex JSON that it would compress and the
+	// collector decompress, for every witness and proof; on the loopback or a LAN link a
+	// collector has to its execution client that costs both more CPU than it saves.
+	client, err := rpc.DialOptions(ctx, cfg.L2, rpc.WithHeader("Accept-Encoding", "identity"))
 	if err != nil {
 		return nil, fmt.Errorf("dial execution client %s: %w", cfg.L2, err)
 	}
@@ -266,7 +269,7 @@ func (c *Collector) syncOnce(ctx context.Context) error {
 	var parent common.Hash
 	if ok {
 		next = last + 1
-		b, err := c.store.Block(last)
+		b, err := c.store.Summary(last)
 		if err != nil {
 			return err
 		}
@@ -367,8 +370,8 @@ func (c *Collector) fetchAhead(ctx context.Context, from, to uint64, out chan<- 
 }
 
 // fetch reads block n and everything collecting it needs from the execution client: its
-// execution witness, its prestate trace and the kept accounts' post-state proofs (three
-// independent calls, made at once), then the pre-state proofs the trace calls for.
+// execution witness and the kept accounts' post-state proofs (independent calls, made at
+// once), then the pre-state proofs for what the witness lacks (see prestate.go).
 func (c *Collector) fetch(ctx context.Context, n uint64) fetched {
 	f := fetched{n: n}
 	var raw hexutil.Bytes
@@ -384,23 +387,26 @@ func (c *Collector) fetch(ctx context.Context, n uint64) fetched {
 	f.block = &block
 	// By hash, so that everything belongs to this very block even if the chain moves.
 	var (
-		wg               sync.WaitGroup
-		queries          []proofQuery
-		werr, qerr, perr error
+		wg         sync.WaitGroup
+		werr, perr error
 	)
-	wg.Add(3)
+	wg.Add(2)
 	go func() { defer wg.Done(); f.w, werr = c.witness(ctx, block.Hash().Hex()) }()
-	go func() { defer wg.Done(); queries, qerr = c.preStateQueries(ctx, &block) }()
 	go func() { defer wg.Done(); f.proofs, perr = c.accountProofs(ctx, &block) }()
 	wg.Wait()
-	if f.err = errors.Join(werr, qerr, perr); f.err != nil {
+	if f.err = errors.Join(werr, perr); f.err != nil {
 		return f
 	}
 	if len(f.w.Headers) == 0 || f.w.Headers[0].Hash() != block.ParentHash() {
 		f.err = fmt.Errorf("witness of block %d does not start at its parent", n)
 		return f
 	}
-	f.extra, f.err = c.proveAt(ctx, block.ParentHash(), f.w.Headers[0].Root, queries)
+	misses, err := replay.Misses(ctx, c.chain, &block, f.w)
+	if err != nil {
+		f.err = fmt.Errorf("%w: %w", ErrHalted, err)
+		return f
+	}
+	f.extra, f.err = c.proveAt(ctx, block.ParentHash(), f.w.Headers[0].Root, c.preStateQueries(misses))
 	return f
 }
 
@@ -411,7 +417,7 @@ func (c *Collector) dropOrphans(ctx context.Context) error {
 		if err != nil || !ok {
 			return err
 		}
-		b, err := c.store.Block(last)
+		b, err := c.store.Summary(last)
 		if err != nil {
 			return err
 		}
@@ -736,8 +742,8 @@ func (c *Collector) Status() (*Status, error) {
 		if err != nil || !ok {
 			break
 		}
-		fb, ferr := c.store.Block(first)
-		lb, lerr := c.store.Block(last)
+		fb, ferr := c.store.Summary(first)
+		lb, lerr := c.store.Summary(last)
 		if err := errors.Join(ferr, lerr); err != nil {
 			if errors.Is(err, store.ErrNotFound) && attempt < 3 {
 				continue

@@ -25,23 +25,12 @@ import (
 // witness is recorded: accounts (and storage slots) that do not exist, which the state
 // reader answers from the flat state, and the L2ToL1MessagePasser's storage root, which
 // block validation reads after the witness is complete. The collector fills both in while
-// the parent state is still live: a prestate trace of the block names every account and
-// slot it touched, and eth_getProof at the parent gives the paths of the empty ones and of
-// the message passer. The replay then proves the result complete.
-
-// traceAccount is one account of a prestateTracer result (includeEmpty: accounts that do
-// not exist are listed too, with nothing set; disableCode: code is omitted, its hash kept).
-type traceAccount struct {
-	Balance  *hexutil.Big                `json:"balance"`
-	Nonce    uint64                      `json:"nonce"`
-	Code     hexutil.Bytes               `json:"code"`
-	CodeHash *common.Hash                `json:"codeHash"`
-	Storage  map[common.Hash]common.Hash `json:"storage"`
-}
-
-func (a *traceAccount) empty() bool {
-	return (a.Balance == nil || a.Balance.ToInt().Sign() == 0) && a.Nonce == 0 && len(a.Code) == 0 && a.CodeHash == nil
-}
+// the parent state is still live: it executes the block over the witness once, recording
+// every account and slot the witness cannot resolve (replay.Misses), and eth_getProof at
+// the parent gives their paths and the message passer's. The checked replay then proves
+// the result complete. (Asking the client for a prestate trace instead names every
+// account the block touched, at the cost of a third execution on the client and a large
+// answer; the collector's own execution names only what is missing.)
 
 // proofQuery is one eth_getProof the collector makes.
 type proofQuery struct {
@@ -52,44 +41,22 @@ type proofQuery struct {
 // maxProofBatch bounds how many eth_getProof calls go in one batch request.
 const maxProofBatch = 64
 
-// preStateQueries lists what block's pre-state proofs must cover: every account the block
-// read that does not exist, every slot it read that is empty (in an account that exists),
-// the message passer and the kept accounts.
-func (c *Collector) preStateQueries(ctx context.Context, block *types.Block) ([]proofQuery, error) {
-	var trace []struct {
-		Result map[common.Address]*traceAccount `json:"result"`
-	}
-	// Code is left out (the code hash still says whether there is any): it is most of
-	// a trace's bytes and the collector has no use for it here.
-	cfg := map[string]any{"tracer": "prestateTracer", "tracerConfig": map[string]any{"includeEmpty": true, "disableCode": true}}
-	if err := c.call(ctx, &trace, "debug_traceBlockByHash", block.Hash(), cfg); err != nil {
-		return nil, fmt.Errorf("prestate trace of block %d: %w", block.NumberU64(), err)
-	}
+// preStateQueries lists what a block's pre-state proofs must cover: the reads its
+// witness could not resolve (misses, as replay.Misses reports them), the message passer
+// and the kept accounts.
+func (c *Collector) preStateQueries(misses map[common.Address]map[common.Hash]bool) []proofQuery {
 	// The message passer always: its storage root is read after the witness is complete,
 	// and the held set follows its storage.
 	want := map[common.Address]map[common.Hash]bool{MessagePasser: {}}
 	for _, a := range c.cfg.Accounts {
 		want[a] = map[common.Hash]bool{}
 	}
-	for _, tx := range trace {
-		for addr, acc := range tx.Result {
-			if acc == nil {
-				continue
-			}
-			if acc.empty() {
-				if want[addr] == nil {
-					want[addr] = map[common.Hash]bool{}
-				}
-				continue
-			}
-			for slot, val := range acc.Storage {
-				if val == (common.Hash{}) {
-					if want[addr] == nil {
-						want[addr] = map[common.Hash]bool{}
-					}
-					want[addr][slot] = true
-				}
-			}
+	for addr, slots := range misses {
+		if want[addr] == nil {
+			want[addr] = map[common.Hash]bool{}
+		}
+		for slot := range slots {
+			want[addr][slot] = true
 		}
 	}
 	out := make([]proofQuery, 0, len(want))
@@ -97,7 +64,7 @@ func (c *Collector) preStateQueries(ctx context.Context, block *types.Block) ([]
 		slots := slices.SortedFunc(maps.Keys(want[addr]), func(a, b common.Hash) int { return a.Cmp(b) })
 		out = append(out, proofQuery{addr: addr, slots: slots})
 	}
-	return out, nil
+	return out
 }
 
 // getProofResult is the part of an eth_getProof answer the collector keeps.

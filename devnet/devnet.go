@@ -86,6 +86,7 @@ func Start(ctx context.Context, cfg Config) (*Devnet, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	RouteGethLog(cfg.Logger)
 	d := &Devnet{cfg: cfg}
 	ok := false
 	defer func() {

@@ -4,8 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	gethengine "github.com/ethereum/go-ethereum/beacon/engine"
 	"github.com/ethereum/go-ethereum/core"
 	"github.com/ethereum/go-ethereum/core/rawdb"
 	"github.com/ethereum/go-ethereum/eth"
@@ -65,20 +69,26 @@ type executionConfig struct {
 	noLogIndex bool
 	// recommit, when set, is how often the payload builder rebuilds a pending block.
 	recommit time.Duration
+	// interopRPC, when set, is the supervisor op-geth asks about executing messages
+	// before they enter its pool.
+	interopRPC string
 }
 
 // executionClient is a started op-geth node with its eth service.
 type executionClient struct {
 	stack   *node.Node
 	backend *eth.Ethereum
+	engine  *buildTrackingEngine // nil without an Engine API
 }
 
 func startExecutionClient(cfg executionConfig) (*executionClient, error) {
 	if err := cfg.scheme.validate(); err != nil {
 		return nil, err
 	}
-	if cfg.logger != nil {
-		gethlog.SetDefault(gethlog.NewLogger(quietHandler{cfg.logger.Handler()}))
+	if cfg.logger != nil && !gethLogRouted.Load() {
+		// A client started on its own sends geth's process-wide log to its logger, until
+		// a devnet routes it (RouteGethLog) for all the clients it runs.
+		setGethLog(cfg.logger)
 	}
 	nodeCfg := node.Config{
 		Name:        cfg.name,
@@ -95,6 +105,11 @@ func startExecutionClient(cfg executionConfig) (*executionClient, error) {
 		WSOrigins:        []string{"*"},
 		HTTPTimeouts:     rpc.DefaultHTTPTimeouts,
 		P2P:              p2p.Config{NoDiscovery: true, MaxPeers: 0, ListenAddr: ""},
+	}
+	if cfg.logger != nil {
+		// The node's own records (start, stop, endpoints) carry this client's label; the
+		// rest of geth logs through the process-wide logger (RouteGethLog).
+		nodeCfg.Logger = gethlog.NewLogger(quietHandler{cfg.logger.Handler()})
 	}
 	if cfg.jwtSecretPath != "" {
 		nodeCfg.AuthAddr = cfg.host
@@ -127,17 +142,20 @@ func startExecutionClient(cfg executionConfig) (*executionClient, error) {
 	if cfg.recommit > 0 {
 		ethCfg.Miner.Recommit = cfg.recommit
 	}
+	if cfg.interopRPC != "" {
+		ethCfg.InteropMessageRPC = cfg.interopRPC
+		ethCfg.InteropMempoolFiltering = true
+	}
 	backend, err := eth.New(stack, &ethCfg)
 	if err != nil {
 		stack.Close()
 		return nil, fmt.Errorf("%s: create eth service: %w", cfg.name, err)
 	}
 	stack.RegisterAPIs(tracers.APIs(backend.APIBackend))
+	var engineAPI *buildTrackingEngine
 	if cfg.jwtSecretPath != "" {
-		if err := catalyst.Register(stack, backend); err != nil {
-			stack.Close()
-			return nil, fmt.Errorf("%s: register engine API: %w", cfg.name, err)
-		}
+		engineAPI = &buildTrackingEngine{ConsensusAPI: catalyst.NewConsensusAPI(backend), backend: backend}
+		stack.RegisterAPIs([]rpc.API{{Namespace: "engine", Service: engineAPI, Authenticated: true}})
 	}
 	filterSystem := filters.NewFilterSystem(backend.APIBackend, filters.Config{})
 	stack.RegisterAPIs([]rpc.API{{Namespace: "eth", Service: filters.NewFilterAPI(filterSystem)}})
@@ -145,7 +163,7 @@ func startExecutionClient(cfg executionConfig) (*executionClient, error) {
 		stack.Close()
 		return nil, fmt.Errorf("%s: start node: %w", cfg.name, err)
 	}
-	return &executionClient{stack: stack, backend: backend}, nil
+	return &executionClient{stack: stack, backend: backend, engine: engineAPI}, nil
 }
 
 // HTTPEndpoint is the JSON-RPC URL over HTTP.
@@ -158,6 +176,9 @@ func (c *executionClient) WSEndpoint() string { return c.stack.WSEndpoint() }
 func (c *executionClient) AuthEndpoint() string { return c.stack.HTTPAuthEndpoint() }
 
 func (c *executionClient) close() error {
+	if c.engine != nil {
+		c.engine.endBuilds()
+	}
 	if err := c.stack.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", c.stack.Config().Name, err)
 	}
@@ -181,4 +202,115 @@ func (h quietHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (h quietHandler) WithGroup(name string) slog.Handler {
 	return quietHandler{h.Handler.WithGroup(name)}
+}
+
+// gethLogRouted is set once RouteGethLog has chosen where geth's process-wide log goes.
+var gethLogRouted atomic.Bool
+
+// RouteGethLog sends op-geth's process-wide log to l with system=geth. Geth logs its
+// chain, pool, miner and RPC records through one global logger, so in a process running
+// the dev L1 and an L2 they cannot be told apart: labelling them with either client
+// would mislabel the other's. Each client's own node records still carry its label.
+func RouteGethLog(l *slog.Logger) {
+	gethLogRouted.Store(true)
+	setGethLog(l.With("system", "geth"))
+}
+
+func setGethLog(l *slog.Logger) {
+	gethlog.SetDefault(gethlog.NewLogger(quietHandler{l.Handler()}))
+}
+
+// buildTrackingEngine is op-geth's Engine API keeping the payloads it was asked to build,
+// so that the client can end their builds before it shuts down. Op-geth rebuilds a
+// payload in the background until it is fetched or its build time is up, and keeps doing
+// so after its miner stops: a build the rollup node started and never fetched (it was
+// stopped first) would go on reading a closed chain and log "Failed to create sealing
+// context ... missing trie node".
+type buildTrackingEngine struct {
+	*catalyst.ConsensusAPI
+	backend *eth.Ethereum
+
+	mu     sync.Mutex
+	builds []trackedBuild // newest last, at most maxTrackedBuilds
+}
+
+type trackedBuild struct {
+	id gethengine.PayloadID
+	// deadline is when op-geth stops rebuilding the payload on its own.
+	deadline time.Time
+}
+
+// maxTrackedBuilds matches how many payloads op-geth's Engine API keeps: an older one is
+// no longer fetchable, and its build has ended.
+const maxTrackedBuilds = 10
+
+// minBuildTime is op-geth's shortest payload build window.
+const minBuildTime = 2 * time.Second
+
+func (e *buildTrackingEngine) track(update gethengine.ForkchoiceStateV1, r gethengine.ForkChoiceResponse, attrs *gethengine.PayloadAttributes) {
+	if r.PayloadID == nil || attrs == nil {
+		return
+	}
+	// Op-geth builds for max(2s, timestamp - parent's timestamp) from the call.
+	window := minBuildTime
+	if parent := e.backend.BlockChain().GetHeaderByHash(update.HeadBlockHash); parent != nil && attrs.Timestamp > parent.Time {
+		window = max(window, time.Duration(attrs.Timestamp-parent.Time)*time.Second)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.builds = append(e.builds, trackedBuild{id: *r.PayloadID, deadline: time.Now().Add(window)})
+	if len(e.builds) > maxTrackedBuilds {
+		e.builds = slices.Delete(e.builds, 0, len(e.builds)-maxTrackedBuilds)
+	}
+}
+
+func (e *buildTrackingEngine) ForkchoiceUpdatedV1(ctx context.Context, update gethengine.ForkchoiceStateV1, attrs *gethengine.PayloadAttributes) (gethengine.ForkChoiceResponse, error) {
+	r, err := e.ConsensusAPI.ForkchoiceUpdatedV1(ctx, update, attrs)
+	e.track(update, r, attrs)
+	return r, err
+}
+
+func (e *buildTrackingEngine) ForkchoiceUpdatedV2(ctx context.Context, update gethengine.ForkchoiceStateV1, attrs *gethengine.PayloadAttributes) (gethengine.ForkChoiceResponse, error) {
+	r, err := e.ConsensusAPI.ForkchoiceUpdatedV2(ctx, update, attrs)
+	e.track(update, r, attrs)
+	return r, err
+}
+
+func (e *buildTrackingEngine) ForkchoiceUpdatedV3(ctx context.Context, update gethengine.ForkchoiceStateV1, attrs *gethengine.PayloadAttributes) (gethengine.ForkChoiceResponse, error) {
+	r, err := e.ConsensusAPI.ForkchoiceUpdatedV3(ctx, update, attrs)
+	e.track(update, r, attrs)
+	return r, err
+}
+
+// ForkchoiceUpdatedV4 is not wrapped: no OP Stack fork builds through it, and its
+// signature differs between the op-geth the main module uses and the release candidate
+// the compat module pins for op-node v1.16.13, which builds this package too.
+
+// endBuilds fetches every build still inside its window, which stops op-geth rebuilding
+// it. A fetch waits for the build's first complete payload, normally there within one
+// rebuild; should none ever complete (every attempt failing), op-geth's build ends at its
+// deadline and the wait for it is given up then, the fetch left blocked inside op-geth.
+func (e *buildTrackingEngine) endBuilds() {
+	e.mu.Lock()
+	builds := e.builds
+	e.builds = nil
+	e.mu.Unlock()
+	for _, b := range builds {
+		if time.Now().After(b.deadline) {
+			continue
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			// The payload ID carries its version; only the getter of that version looks
+			// the payload up, the others refuse it untouched.
+			_, _ = e.GetPayloadV2(b.id)
+			_, _ = e.GetPayloadV3(b.id)
+			_, _ = e.GetPayloadV6(b.id)
+		}()
+		select {
+		case <-done:
+		case <-time.After(time.Until(b.deadline)):
+		}
+	}
 }

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ethereum/go-ethereum/core"
@@ -33,19 +35,29 @@ type InteropConfig struct {
 	// ChainIDs of the L2 chains; default 901 and 902.
 	ChainIDs  []uint64
 	L1ChainID uint64
-	// L1BlockTime seals an L1 block every period; default 2s.
+	// L1BlockTime seals an L1 block every period; default 2s. With a Clock it is measured
+	// on that clock in whole seconds: an L1 block is sealed, its timestamp L1BlockTime after
+	// its parent's, whenever the clock has passed that time (see PauseL1).
 	L1BlockTime time.Duration
 	// L2BlockTime in seconds; default 2.
 	L2BlockTime uint64
 	// NoSupervisor leaves the nodes waiting for an external supervisor.
 	NoSupervisor bool
+	// MempoolFiltering makes each op-geth ask the devnet's supervisor
+	// (supervisor_checkAccessList) about every transaction naming CrossL2Inbox entries in
+	// its access list before it enters the pool: a message that is not there, or not
+	// cross-unsafe yet, is refused. Off, the pool takes any transaction and only the
+	// supervisor judges the message, at block level.
+	MempoolFiltering bool
 	// SequencerL1Confs keeps L1 origins this far below the L1 head.
 	SequencerL1Confs uint64
 	// MaxChannelDuration of each batcher, in L1 blocks; default 2.
 	MaxChannelDuration uint64
 	L1PollInterval     time.Duration
-	Clock              clock.Clock
-	Logger             *slog.Logger
+	// Clock drives the sequencers and, when set, the L1 (see L1BlockTime); nil is the
+	// wall clock.
+	Clock  clock.Clock
+	Logger *slog.Logger
 }
 
 // InteropChain is one L2 chain of an interop devnet.
@@ -60,6 +72,8 @@ type InteropChain struct {
 	// the file it is kept in (0x-hex).
 	Secret     interop.Secret
 	SecretPath string
+
+	nodeCfg node.Config
 }
 
 // InteropDevnet is a running interop devnet.
@@ -71,6 +85,13 @@ type InteropDevnet struct {
 	// DependencySetPath is the dependency set the supervisor was started with.
 	DependencySetPath string
 	tmp               string
+	supCfg            supervisor.Config
+	interopRPC        string // the supervisor op-geth filters its pool with, if any
+
+	feedMu     sync.Mutex
+	feedPaused bool
+	feedStop   chan struct{}
+	feedDone   chan struct{}
 }
 
 // StartInterop starts an interop devnet.
@@ -104,10 +125,29 @@ func StartInterop(ctx context.Context, cfg InteropConfig) (*InteropDevnet, error
 		}
 		d.tmp, d.cfg.DataDir = dir, dir
 	}
+	RouteGethLog(cfg.Logger)
 	var err error
-	d.L1, err = StartL1(L1Config{ChainID: cfg.L1ChainID, BlockTime: cfg.L1BlockTime, Accounts: 2 + len(cfg.ChainIDs), Logger: cfg.Logger.With("system", "l1")})
+	sealEvery := cfg.L1BlockTime
+	if cfg.Clock != nil {
+		sealEvery = 0 // sealed on the clock by feedL1
+	}
+	d.L1, err = StartL1(L1Config{ChainID: cfg.L1ChainID, BlockTime: sealEvery, Accounts: 2 + len(cfg.ChainIDs), Logger: cfg.Logger.With("system", "l1")})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Clock != nil {
+		d.feedStop, d.feedDone = make(chan struct{}), make(chan struct{})
+		go d.feedL1()
+	}
+	if cfg.MempoolFiltering && !cfg.NoSupervisor {
+		// The execution clients start before the supervisor (it needs their nodes), and
+		// dial it lazily: it is given a port now.
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		d.supCfg.RPCPort = port
+		d.interopRPC = fmt.Sprintf("http://127.0.0.1:%d", port)
 	}
 	ids := make([]interop.ChainID, 0, len(cfg.ChainIDs))
 	for i, id := range cfg.ChainIDs {
@@ -136,14 +176,18 @@ func StartInterop(ctx context.Context, cfg InteropConfig) (*InteropDevnet, error
 		for _, c := range d.Chains {
 			nodes = append(nodes, supervisor.NodeConfig{Endpoint: c.Node.InteropEndpoint(), Secret: c.Secret})
 		}
-		d.Supervisor, err = supervisor.New(supervisor.Config{
-			L1RPC: d.L1.HTTPEndpoint(), Nodes: nodes, DependencySet: deps, DataDir: d.cfg.DataDir,
+		d.supCfg = supervisor.Config{
+			RPCPort: d.supCfg.RPCPort,
+			L1RPC:   d.L1.HTTPEndpoint(), Nodes: nodes, DependencySet: deps, DataDir: d.cfg.DataDir,
 			L1PollInterval: cfg.L1PollInterval, ReassertInterval: 2 * time.Second,
 			Logger: cfg.Logger.With("system", "supervisor"),
-		})
+		}
+		d.Supervisor, err = supervisor.New(d.supCfg)
 		if err != nil {
 			return nil, err
 		}
+		// A restarted supervisor serves its API where the first one did.
+		d.supCfg.RPCPort = portOf(d.Supervisor.RPCEndpoint())
 	}
 	ok = true
 	return d, nil
@@ -161,6 +205,15 @@ func (d *InteropDevnet) startChain(ctx context.Context, i int, id uint64) (*Inte
 	if err != nil {
 		return nil, err
 	}
+	// op-geth names the interop fork Lagoon. With it active, a reorg or a replacement that
+	// drops a block does not put the block's executing-message transactions (those naming
+	// CrossL2Inbox entries in their access list) back in the pool: an invalidated block's
+	// invalid message is gone with it, as on an OP Stack interop chain.
+	// Set through the config's JSON form: go-ethereum builds without the fork (the OP
+	// Stack's own module pins one) ignore the field.
+	if err := activateLagoon(g); err != nil {
+		return nil, err
+	}
 	c := &InteropChain{ID: interop.ChainID(id), Rollup: rcfg, L2Genesis: g}
 	dir := filepath.Join(d.cfg.DataDir, strconv.FormatUint(id, 10))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -173,13 +226,13 @@ func (d *InteropDevnet) startChain(ctx context.Context, i int, id uint64) (*Inte
 	if c.Secret, err = interop.LoadOrCreateSecret(c.SecretPath); err != nil {
 		return nil, err
 	}
-	c.L2, err = StartL2(L2Config{Genesis: g, Logger: cfg.Logger.With("system", "l2", "chain", id)})
+	c.L2, err = StartL2(L2Config{Genesis: g, InteropRPC: d.interopRPC, Logger: cfg.Logger.With("system", "l2", "chain", id)})
 	if err != nil {
 		return nil, err
 	}
 	// Kept from here on, so that Close stops whatever did start.
 	d.Chains = append(d.Chains, c)
-	c.Node, err = node.Start(ctx, node.Config{
+	c.nodeCfg = node.Config{
 		Rollup: rcfg, L1ChainConfig: d.L1.ChainConfig(),
 		L1URL: d.L1.HTTPEndpoint(), L2EngineURL: c.L2.EngineEndpoint(), JWTSecret: c.L2.JWTSecret(),
 		Driver:           driver.Config{SequencerEnabled: true},
@@ -187,10 +240,15 @@ func (d *InteropDevnet) startChain(ctx context.Context, i int, id uint64) (*Inte
 		Interop:        &node.InteropConfig{Secret: c.Secret},
 		L1PollInterval: cfg.L1PollInterval, Clock: cfg.Clock,
 		Log: cfg.Logger.With("system", "node", "chain", id),
-	})
+	}
+	c.Node, err = node.Start(ctx, c.nodeCfg)
 	if err != nil {
 		return nil, err
 	}
+	// A restarted node serves where the first one did, so that the batcher and the
+	// supervisor find it again.
+	c.nodeCfg.RPCPort = portOf(c.Node.RPCEndpoint())
+	c.nodeCfg.Interop = &node.InteropConfig{Secret: c.Secret, Port: portOf(c.Node.InteropEndpoint())}
 	c.Batcher, err = batcher.New(ctx, batcher.Config{
 		L1URL: d.L1.HTTPEndpoint(), L2URL: c.L2.HTTPEndpoint(), RollupURL: c.Node.RPCEndpoint(), Key: batcherKey,
 		DAType: batcher.DACalldata, MaxChannelDuration: cfg.MaxChannelDuration, SubSafetyMargin: 10, TargetNumFrames: 1,
@@ -213,6 +271,11 @@ func (d *InteropDevnet) startChain(ctx context.Context, i int, id uint64) (*Inte
 // L1.
 func (d *InteropDevnet) Close() error {
 	var errs []error
+	if d.feedStop != nil {
+		close(d.feedStop)
+		<-d.feedDone
+		d.feedStop = nil
+	}
 	if d.Supervisor != nil {
 		errs = append(errs, d.Supervisor.Close())
 	}
@@ -278,4 +341,111 @@ func firstClosed(chs []<-chan struct{}) {
 		}()
 	}
 	<-first
+}
+
+// RestartNode stops chain i's node and starts it again on the same execution client,
+// ports and secret: what it knew lives in the execution client's forkchoice, and the rest
+// it learns again from the supervisor.
+func (d *InteropDevnet) RestartNode(ctx context.Context, i int) error {
+	c := d.Chains[i]
+	if err := c.Node.Close(); err != nil && !errors.Is(err, context.Canceled) {
+		d.cfg.Logger.Warn("Node closed with an error before its restart", "chain", c.ID, "err", err)
+	}
+	n, err := node.Start(ctx, c.nodeCfg)
+	if err != nil {
+		return fmt.Errorf("restart node of chain %s: %w", c.ID, err)
+	}
+	c.Node = n
+	return nil
+}
+
+// RestartSupervisor stops the supervisor and starts it again on the same database and
+// port.
+func (d *InteropDevnet) RestartSupervisor() error {
+	if d.Supervisor == nil {
+		return errors.New("the devnet runs no supervisor")
+	}
+	if err := d.Supervisor.Close(); err != nil {
+		return fmt.Errorf("stop supervisor: %w", err)
+	}
+	d.Supervisor = nil
+	s, err := supervisor.New(d.supCfg)
+	if err != nil {
+		return fmt.Errorf("restart supervisor: %w", err)
+	}
+	d.Supervisor = s
+	return nil
+}
+
+// PauseL1 stops sealing L1 blocks on the clock until resume is called, for a test that
+// reorgs L1 or seals blocks itself. It is only for a devnet with a Clock.
+func (d *InteropDevnet) PauseL1() (resume func()) {
+	d.feedMu.Lock()
+	d.feedPaused = true
+	d.feedMu.Unlock()
+	return func() {
+		d.feedMu.Lock()
+		d.feedPaused = false
+		d.feedMu.Unlock()
+	}
+}
+
+// feedL1 seals an L1 block whenever the clock has passed the head's timestamp plus the L1
+// block time, so that L1 keeps pace with a clock that runs faster than the wall clock.
+func (d *InteropDevnet) feedL1() {
+	defer close(d.feedDone)
+	gap := max(d.cfg.L1BlockTime.Truncate(time.Second), time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-d.feedStop:
+			return
+		case <-tick.C:
+		}
+		d.feedMu.Lock()
+		if !d.feedPaused && d.L1.Head().Time+uint64(gap/time.Second) <= uint64(d.cfg.Clock.Now().Unix()) {
+			// An empty block takes the gap; one with pending transactions (batches) is
+			// sealed by Mine, one second after its parent when the clock is ahead.
+			if _, err := d.L1.MineWithGap(gap); err != nil {
+				if _, err := d.L1.Mine(); err != nil {
+					d.cfg.Logger.Warn("Cannot seal an L1 block", "err", err)
+				}
+			}
+		}
+		d.feedMu.Unlock()
+	}
+}
+
+// activateLagoon turns on op-geth's interop fork (lagoonTime) from genesis.
+func activateLagoon(g *core.Genesis) error {
+	data, err := json.Marshal(g.Config)
+	if err != nil {
+		return fmt.Errorf("encode L2 chain config: %w", err)
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("decode L2 chain config: %w", err)
+	}
+	fields["lagoonTime"] = 0
+	fields["interopTime"] = 0 // its name in the op-geth the OP Stack's module pins
+	if data, err = json.Marshal(fields); err != nil {
+		return fmt.Errorf("encode L2 chain config: %w", err)
+	}
+	cfg := *g.Config
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return fmt.Errorf("decode L2 chain config: %w", err)
+	}
+	g.Config = &cfg
+	return nil
+}
+
+// freePort asks the kernel for a free loopback port.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("pick a port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -45,6 +45,10 @@ type L2Config struct {
 	// is a datadir, so a restart keeps it).
 	JWTSecret [32]byte
 	Logger    *slog.Logger
+	// InteropRPC, when set, is a supervisor's RPC URL: op-geth then checks every
+	// transaction that executes an interop message (supervisor_checkAccessList) before it
+	// enters the pool, as op-geth's --rollup.interoprpc with --rollup.interopmempoolfiltering.
+	InteropRPC string
 }
 
 // L2 is an op-geth OP chain execution client running in this process, driven by a rollup
@@ -93,7 +97,8 @@ func StartL2(cfg L2Config) (*L2, error) {
 		// The sequencer asks for a block one block time after starting it; with op-geth's
 		// 2 s default the builder would not look at the pool again before then, and
 		// transactions arriving after the start would wait a block.
-		recommit: l2Recommit,
+		recommit:   l2Recommit,
+		interopRPC: cfg.InteropRPC,
 	})
 	if err != nil {
 		l2.removeSecretDir()

@@ -24,11 +24,19 @@ type BatcherConfig struct {
 	// DA is calldata, blobs (the default), auto, or altda (an in-process DA server with a
 	// Pebble primary, generic commitments, failing over to blobs on a 503).
 	DA batcher.DAType
-	// MaxChannelDuration closes a channel this many L1 blocks after it opened; default 2,
-	// so the safe head follows within a couple of L1 blocks.
+	// MaxChannelDuration closes a channel this many L1 blocks after the L1 origin of its
+	// first block; default DefaultMaxChannelDuration.
 	MaxChannelDuration uint64
 	// PollInterval is how often the batcher reads the node's sync status; default 500ms.
 	PollInterval time.Duration
+	// MaxPendingTx is how many batch transactions may be in flight; default 1: the
+	// batcher prepares concurrent blob transactions in parallel and takes nonces in the
+	// order they finish, so with more than one in flight a later channel can land first.
+	MaxPendingTx int
+	// TargetNumFrames is the frames per channel, and blobs per blob transaction; default 1.
+	// At devnet loads a channel of a couple of L1 blocks fits in one blob, and each
+	// further blob costs the batcher its cell proofs.
+	TargetNumFrames int
 	// RPCPort serves admin_*; 0 picks a free port.
 	RPCPort int
 	// DAServerPort is the DA server's port in altda mode; 0 picks a free port.
@@ -39,6 +47,15 @@ type BatcherConfig struct {
 	// Registry receives the batcher's metrics.
 	Registry prometheus.Registerer
 }
+
+// DefaultMaxChannelDuration is the devnet batcher's channel duration in L1 blocks. The
+// count starts at the L1 origin of a channel's first block, which trails the L1 head, so
+// a channel holds about duration - 3 L2 blocks, and each closed channel is one batch
+// transaction, landed one at a time. With 2, that is a transaction about every L1 block,
+// as fast as the batcher lands them on a busy machine, so a missed block is never made up
+// and the safe lag only grows. 10 makes one about every 7 L1 blocks: at 100 transactions
+// per 2 s L2 block some 65 KB of compressed batches, one blob.
+const DefaultMaxChannelDuration = 10
 
 // CollectorConfig turns on a collector following the devnet's L2.
 type CollectorConfig struct {
@@ -96,10 +113,16 @@ func (d *Devnet) startBatcher(ctx context.Context) error {
 		bc.DA = batcher.DABlobs
 	}
 	if bc.MaxChannelDuration == 0 {
-		bc.MaxChannelDuration = 2
+		bc.MaxChannelDuration = DefaultMaxChannelDuration
 	}
 	if bc.PollInterval == 0 {
 		bc.PollInterval = 500 * time.Millisecond
+	}
+	if bc.MaxPendingTx == 0 {
+		bc.MaxPendingTx = 1
+	}
+	if bc.TargetNumFrames == 0 {
+		bc.TargetNumFrames = 1
 	}
 	if bc.AltDARetryAfter == 0 {
 		bc.AltDARetryAfter = 10 * time.Second
@@ -108,10 +131,10 @@ func (d *Devnet) startBatcher(ctx context.Context) error {
 	cfg := batcher.Config{
 		L1URL: d.L1.HTTPEndpoint(), L2URL: d.L2.HTTPEndpoint(), RollupURL: d.Node.RPCEndpoint(), Key: key,
 		DAType: bc.DA, AltDAGeneric: true, AltDARetryAfter: bc.AltDARetryAfter,
-		MaxChannelDuration: bc.MaxChannelDuration, SubSafetyMargin: 10, TargetNumFrames: 1,
+		MaxChannelDuration: bc.MaxChannelDuration, SubSafetyMargin: 10, TargetNumFrames: bc.TargetNumFrames,
 		MaxL1TxSize: 120_000, Compression: "zlib", NumConfirmations: 1,
 		ResubmissionTimeout: 24 * time.Second, NetworkTimeout: 10 * time.Second,
-		ReceiptInterval: 200 * time.Millisecond, PollInterval: bc.PollInterval, MaxPendingTx: 1,
+		ReceiptInterval: 200 * time.Millisecond, PollInterval: bc.PollInterval, MaxPendingTx: bc.MaxPendingTx,
 		FeeLimitMultiplier: 5, WaitNodeSync: true,
 		RPCAddr: "127.0.0.1", RPCPort: bc.RPCPort, Log: d.cfg.Logger.With("system", "batcher"), Registry: bc.Registry,
 	}

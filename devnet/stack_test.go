@@ -86,8 +86,8 @@ func TestWholeDevnet(t *testing.T) {
 		}
 	}()
 
-	// Safe follows unsafe: the batcher's channels close after two L1 blocks, so safe
-	// trails by a few seconds of L2 blocks, not by the whole chain.
+	// Safe follows unsafe: the batcher's channels close within its channel duration (six
+	// 500ms L1 blocks), so safe trails by a few seconds of L2 blocks, not the whole chain.
 	waitFor(t, 90*time.Second, "safe head 20", func() bool { return syncStatus(t, d).SafeL2.Number >= 20 })
 	// Whatever is unsafe now is safe soon after: the batcher keeps up.
 	target := syncStatus(t, d).UnsafeL2

@@ -47,7 +47,7 @@ func (d *Devnet) RunLoad(ctx context.Context, perBlock int) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			d.cfg.Logger.Warn("load: block not sent, re-reading nonces", "err", fmt.Errorf("at L2 block %d: %w", head, err))
+			d.cfg.Logger.With("system", "devnet").Warn("load: block not sent, re-reading nonces", "err", fmt.Errorf("at L2 block %d: %w", head, err))
 			g.Resync()
 		}
 	}

@@ -276,13 +276,18 @@ func (c *Config) L1InfoFromBlock(block *types.Block) (*L1BlockInfo, error) {
 	if len(txs) == 0 {
 		return nil, fmt.Errorf("%w: L2 block %d %s has no transactions", ErrInvalidL1Info, block.NumberU64(), block.Hash())
 	}
-	if err := checkL1InfoTx(txs[0]); err != nil {
+	return c.l1InfoFromTx(txs[0], block.Time())
+}
+
+// l1InfoFromTx reads the L1-attributes deposit tx of a non-genesis block at time t.
+func (c *Config) l1InfoFromTx(tx *types.Transaction, t uint64) (*L1BlockInfo, error) {
+	if err := checkL1InfoTx(tx); err != nil {
 		return nil, err
 	}
-	if c.isJovianAfterActivation(block.Time()) {
-		return UnmarshalL1InfoJovian(txs[0].Data())
+	if c.isJovianAfterActivation(t) {
+		return UnmarshalL1InfoJovian(tx.Data())
 	}
-	return UnmarshalL1InfoIsthmus(txs[0].Data())
+	return UnmarshalL1InfoIsthmus(tx.Data())
 }
 
 func checkL1InfoTx(tx *types.Transaction) error {

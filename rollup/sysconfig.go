@@ -201,27 +201,53 @@ func validEcotoneScalar(s common.Hash) bool {
 // so its DA footprint gas scalar reads as 0; and extraData holds the parameters the engine
 // applied, which are the chain defaults when the attributes carried zeros.
 func SystemConfigFromL2Block(cfg *Config, block *types.Block) (SystemConfig, error) {
-	if block.NumberU64() == cfg.Genesis.L2.Number {
-		if block.Hash() != cfg.Genesis.L2.Hash {
-			return SystemConfig{}, fmt.Errorf("block %d is %s, but the rollup genesis is %s", block.NumberU64(), block.Hash(), cfg.Genesis.L2.Hash)
+	var first *types.Transaction
+	if txs := block.Transactions(); len(txs) > 0 {
+		first = txs[0]
+	}
+	return SystemConfigFromL2Fields(cfg, L2BlockFields{
+		Number: block.NumberU64(), Hash: block.Hash(), Time: block.Time(), GasLimit: block.GasLimit(), Extra: block.Extra(),
+		L1InfoTx: first,
+	})
+}
+
+// L2BlockFields are the parts of an L2 block its system config is read from, for a
+// block known from its payload rather than fetched whole.
+type L2BlockFields struct {
+	Number   uint64
+	Hash     common.Hash
+	Time     uint64
+	GasLimit uint64
+	Extra    []byte
+	// L1InfoTx is the block's first transaction (nil if it has none).
+	L1InfoTx *types.Transaction
+}
+
+// SystemConfigFromL2Fields is SystemConfigFromL2Block for a block given by its fields.
+func SystemConfigFromL2Fields(cfg *Config, b L2BlockFields) (SystemConfig, error) {
+	if b.Number == cfg.Genesis.L2.Number {
+		if b.Hash != cfg.Genesis.L2.Hash {
+			return SystemConfig{}, fmt.Errorf("block %d is %s, but the rollup genesis is %s", b.Number, b.Hash, cfg.Genesis.L2.Hash)
 		}
 		return cfg.Genesis.SystemConfig, nil
 	}
-	info, err := cfg.L1InfoFromBlock(block)
-	if err != nil {
-		return SystemConfig{}, fmt.Errorf("L2 block %d %s: %w", block.NumberU64(), block.Hash(), err)
+	if b.L1InfoTx == nil {
+		return SystemConfig{}, fmt.Errorf("%w: L2 block %d %s has no transactions", ErrInvalidL1Info, b.Number, b.Hash)
 	}
-	t := block.Time()
+	info, err := cfg.l1InfoFromTx(b.L1InfoTx, b.Time)
+	if err != nil {
+		return SystemConfig{}, fmt.Errorf("L2 block %d %s: %w", b.Number, b.Hash, err)
+	}
+	t := b.Time
 	sys := SystemConfig{
 		BatcherAddr: info.BatcherAddr,
 		Scalar:      EncodeScalars(info.BaseFeeScalar, info.BlobBaseFeeScalar),
-		GasLimit:    block.GasLimit(),
+		GasLimit:    b.GasLimit,
 	}
-	extra := block.Extra()
-	if err := eip1559.ValidateOptimismExtraData(cfg, t, extra); err != nil {
-		return SystemConfig{}, fmt.Errorf("L2 block %d %s: extraData: %w", block.NumberU64(), block.Hash(), err)
+	if err := eip1559.ValidateOptimismExtraData(cfg, t, b.Extra); err != nil {
+		return SystemConfig{}, fmt.Errorf("L2 block %d %s: extraData: %w", b.Number, b.Hash, err)
 	}
-	denom, elast, minBaseFee := eip1559.DecodeOptimismExtraData(cfg, t, extra)
+	denom, elast, minBaseFee := eip1559.DecodeOptimismExtraData(cfg, t, b.Extra)
 	copy(sys.EIP1559Params[:], eip1559.EncodeHolocene1559Params(denom, elast))
 	var op [32]byte
 	binary.BigEndian.PutUint32(op[20:24], info.OperatorFeeScalar)
@@ -229,7 +255,7 @@ func SystemConfigFromL2Block(cfg *Config, block *types.Block) (SystemConfig, err
 	sys.OperatorFeeParams = op
 	if cfg.IsJovian(t) {
 		if minBaseFee == nil {
-			return SystemConfig{}, fmt.Errorf("L2 block %d %s: Jovian extraData without a minimum base fee", block.NumberU64(), block.Hash())
+			return SystemConfig{}, fmt.Errorf("L2 block %d %s: Jovian extraData without a minimum base fee", b.Number, b.Hash)
 		}
 		sys.MinBaseFee = *minBaseFee
 		sys.DAFootprintGasScalar = info.DAFootprintGasScalar

@@ -42,7 +42,7 @@ func devnetCommand() *cli.Command {
 			&cli.DurationFlag{Name: "status-interval", Value: 4 * time.Second, Usage: "how often to log a status line", EnvVars: envVars(cmd, "status-interval")},
 			&cli.BoolFlag{Name: "batcher", Value: true, Usage: "run opkit batcher, so that the chain becomes safe and finalized (--batcher=false turns it off)", EnvVars: envVars(cmd, "batcher")},
 			&cli.StringFlag{Name: "da", Value: string(batcher.DABlobs), Usage: "where the batcher posts: blobs, calldata, auto, or altda (an in-process DA server; fails over to blobs on a 503)", EnvVars: envVars(cmd, "da")},
-			&cli.Uint64Flag{Name: "batcher.max-channel-duration", Value: 2, Usage: "close a channel this many L1 blocks after it opened", EnvVars: envVars(cmd, "batcher.max-channel-duration")},
+			&cli.Uint64Flag{Name: "batcher.max-channel-duration", Value: devnet.DefaultMaxChannelDuration, Usage: "close a channel this many L1 blocks after it opened", EnvVars: envVars(cmd, "batcher.max-channel-duration")},
 			&cli.IntFlag{Name: "batcher.rpc.port", Value: 8548, Usage: "batcher admin RPC port (0 picks a free port)", EnvVars: envVars(cmd, "batcher.rpc.port")},
 			&cli.IntFlag{Name: "batcher.metrics.port", Value: 7301, Usage: "batcher /metrics and /health port (0 picks a free port)", EnvVars: envVars(cmd, "batcher.metrics.port")},
 			&cli.IntFlag{Name: "da-server.port", Value: 3100, Usage: "DA server port with --da altda (0 picks a free port)", EnvVars: envVars(cmd, "da-server.port")},
@@ -90,7 +90,10 @@ func runDevnet(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	log := slog.Default()
+	// Every record carries one system label: each part's comes from the devnet, these
+	// are the command's own.
+	root := slog.Default()
+	log := root.With("system", "devnet")
 	dir := c.String("datadir")
 	cfg := devnet.Config{
 		DataDir: dir, L1BlockTime: c.Duration("l1.block-time"), L1ChainID: c.Uint64("l1.chain-id"),
@@ -100,7 +103,7 @@ func runDevnet(c *cli.Context) error {
 		NodeRPCPort: c.Int("rpc.port"), NodeMetricsPort: c.Int("metrics.port"),
 		SequencerL1Confs: c.Uint64("sequencer.l1-confs"),
 		StatusInterval:   c.Duration("status-interval"),
-		Logger:           log, Version: versionString(),
+		Logger:           root, Version: versionString(),
 	}
 	var parts []*metricsServer
 	defer func() {
@@ -127,7 +130,7 @@ func runDevnet(c *cli.Context) error {
 		return err
 	}
 	if d.Batcher != nil {
-		m, err := startMetricsServer(log, "127.0.0.1", c.Int("batcher.metrics.port"), batcherReg, d.Batcher.Health())
+		m, err := startMetricsServer(root.With("system", "batcher"), "127.0.0.1", c.Int("batcher.metrics.port"), batcherReg, d.Batcher.Health())
 		if err != nil {
 			_ = d.Close()
 			return fmt.Errorf("batcher: %w", err)
@@ -135,7 +138,7 @@ func runDevnet(c *cli.Context) error {
 		parts = append(parts, m)
 	}
 	if d.Collector != nil {
-		m, err := startMetricsServer(log, "127.0.0.1", c.Int("collector.metrics.port"), collectorReg, collector.HealthHandler(d.Collector))
+		m, err := startMetricsServer(root.With("system", "collector"), "127.0.0.1", c.Int("collector.metrics.port"), collectorReg, collector.HealthHandler(d.Collector))
 		if err != nil {
 			_ = d.Close()
 			return fmt.Errorf("collector: %w", err)

@@ -43,12 +43,19 @@ func runInteropDevnet(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	log := slog.Default()
+	root := slog.Default()
+	log := root.With("system", "devnet")
+	// The flag's default is the single-chain devnet's, sized for its load; the interop
+	// devnet keeps its own unless the flag is given.
+	var channelDuration uint64
+	if c.IsSet("batcher.max-channel-duration") {
+		channelDuration = c.Uint64("batcher.max-channel-duration")
+	}
 	d, err := devnet.StartInterop(ctx, devnet.InteropConfig{
 		DataDir: c.String("datadir"), ChainIDs: ids, L1ChainID: c.Uint64("l1.chain-id"),
 		L1BlockTime: c.Duration("l1.block-time"), L2BlockTime: c.Uint64("l2.block-time"),
 		NoSupervisor: !c.Bool("supervisor"), SequencerL1Confs: c.Uint64("sequencer.l1-confs"),
-		MaxChannelDuration: c.Uint64("batcher.max-channel-duration"), Logger: log,
+		MaxChannelDuration: channelDuration, Logger: root,
 	})
 	if err != nil {
 		return err

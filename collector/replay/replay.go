@@ -19,6 +19,7 @@ import (
 	"github.com/ethereum/go-ethereum/ethdb"
 	"github.com/ethereum/go-ethereum/params"
 	"github.com/ethereum/go-ethereum/rlp"
+	"github.com/ethereum/go-ethereum/trie"
 	"github.com/ethereum/go-ethereum/triedb"
 )
 
@@ -71,6 +72,86 @@ func execute(ctx context.Context, config *params.ChainConfig, block *types.Block
 		return nil, nil, fmt.Errorf("block %d (%s): %w: %w", block.NumberU64(), block.Hash(), ErrMismatch, err)
 	}
 	return sdb, tdb, nil
+}
+
+// Misses executes block over the pre-state in ext without checking the result, answering
+// every account and storage slot the pre-state cannot resolve as absent, and returns
+// those reads: an address maps to the slots it missed, and an address with no slots
+// missed the account itself. They are what the witness lacks (accounts and slots that do
+// not exist are read from the execution client's flat state, not its tries, so their
+// paths are not recorded). Only the reads are of use; with a read answered wrongly the
+// execution may go astray, which the checked replay after it catches.
+func Misses(ctx context.Context, config *params.ChainConfig, block *types.Block, ext *stateless.ExtWitness) (map[common.Address]map[common.Hash]bool, error) {
+	if len(ext.Headers) == 0 {
+		return nil, fmt.Errorf("witness of block %d has no headers", block.NumberU64())
+	}
+	var w stateless.Witness
+	if err := w.FromExtWitness(ext); err != nil {
+		return nil, fmt.Errorf("decode witness of block %d: %w", block.NumberU64(), err)
+	}
+	memdb := w.MakeHashDB()
+	parentRoot := ext.Headers[0].Root
+	tdb := triedb.NewDatabase(rawdb.NewDatabase(memdb), triedb.HashDefaults)
+	defer tdb.Close()
+	db := state.NewDatabase(tdb, state.NewCodeDB(memdb))
+	reader, err := db.Reader(parentRoot)
+	if err != nil {
+		return nil, fmt.Errorf("open parent state %s of block %d: %w", parentRoot, block.NumberU64(), err)
+	}
+	mr := &missReader{Reader: reader, misses: map[common.Address]map[common.Hash]bool{}}
+	sdb, err := state.NewWithReader(parentRoot, db, mr)
+	if err != nil {
+		return nil, fmt.Errorf("open parent state %s of block %d: %w", parentRoot, block.NumberU64(), err)
+	}
+	c := &chain{config: config, headers: rawdbHeaders{memdb}, engine: beacon.New(ethash.NewFaker())}
+	// An error here (a transaction made invalid by a read answered as absent) still
+	// leaves the reads made up to it, which is what is asked for.
+	_, _ = core.NewStateProcessor(c).Process(ctx, block, sdb, vm.Config{})
+	if mr.err != nil {
+		return nil, fmt.Errorf("execute block %d: state read: %w", block.NumberU64(), mr.err)
+	}
+	return mr.misses, nil
+}
+
+// missReader answers reads its pre-state cannot resolve as absent and records them.
+type missReader struct {
+	state.Reader
+	misses map[common.Address]map[common.Hash]bool
+	err    error // the first failure that is not a missing node
+}
+
+func (r *missReader) missing(err error) bool {
+	var mn *trie.MissingNodeError
+	if errors.As(err, &mn) {
+		return true
+	}
+	if r.err == nil {
+		r.err = err
+	}
+	return false
+}
+
+func (r *missReader) Account(addr common.Address) (*types.StateAccount, error) {
+	acc, err := r.Reader.Account(addr)
+	if err != nil && r.missing(err) {
+		if r.misses[addr] == nil {
+			r.misses[addr] = map[common.Hash]bool{}
+		}
+		return nil, nil
+	}
+	return acc, err
+}
+
+func (r *missReader) Storage(addr common.Address, slot common.Hash) (common.Hash, error) {
+	v, err := r.Reader.Storage(addr, slot)
+	if err != nil && r.missing(err) {
+		if r.misses[addr] == nil {
+			r.misses[addr] = map[common.Hash]bool{}
+		}
+		r.misses[addr][slot] = true
+		return common.Hash{}, nil
+	}
+	return v, err
 }
 
 // Verify re-executes block over the parent state rooted at parentRoot, reading trie

@@ -31,6 +31,7 @@ const (
 	prefixGap      = 'g' // 'g' ‖ from(8) → to(8): blocks that could not be collected
 	prefixHash     = 'h' // 'h' ‖ block hash → number(8)
 	prefixHeld     = 'k' // 'k' ‖ hash → (empty): a reference held by the kept state
+	prefixSummary  = 's' // 's' ‖ number(8) → hash ‖ parent hash ‖ state root
 )
 
 var keyStats = []byte("mstats") // node count and byte total, kept with every batch
@@ -73,6 +74,31 @@ func (b *Block) Refs() []common.Hash {
 // ID is the block's number and hash.
 func (b *Block) ID() BlockID { return BlockID{Number: b.Number, Hash: b.Hash} }
 
+// Summary is a retained block's identity and state root: what a state read at the block
+// needs, without the reference lists (a block's record runs to thousands of hashes, and
+// decoding it for every eth_getProof was most of the call's cost).
+type Summary struct {
+	Number     uint64
+	Hash       common.Hash
+	ParentHash common.Hash
+	Root       common.Hash
+}
+
+// Summary is the block's summary.
+func (b *Block) Summary() *Summary {
+	return &Summary{Number: b.Number, Hash: b.Hash, ParentHash: b.ParentHash, Root: b.Root}
+}
+
+// ID is the block's number and hash.
+func (s *Summary) ID() BlockID { return BlockID{Number: s.Number, Hash: s.Hash} }
+
+func (s *Summary) encode() []byte {
+	out := make([]byte, 0, 3*common.HashLength)
+	out = append(out, s.Hash[:]...)
+	out = append(out, s.ParentHash[:]...)
+	return append(out, s.Root[:]...)
+}
+
 // BlockID names a block.
 type BlockID struct {
 	Number uint64      `json:"number"`
@@ -110,7 +136,7 @@ type Store struct {
 
 // Open opens (creating if needed) the store in dir.
 func Open(dir string) (*Store, error) {
-	return open(dir, &pebble.Options{})
+	return open(dir, &pebble.Options{FS: noPreallocFS{vfs.Default}})
 }
 
 // OpenInMemory opens a store that lives in memory only, for tests.
@@ -122,12 +148,19 @@ func OpenInMemory() (*Store, error) {
 // the store does not hold yet; bloom filters answer those without reading a table.
 const cacheBytes = 128 << 20
 
+// memTableBytes is Pebble's memtable, and so about the size of each write-ahead log.
+// Pebble queues full memtables until together they reach this size before it flushes
+// them, each behind its own log: a large memtable keeps that many logs on disk, which on
+// a store of a few windows is most of its size, and makes the disk figure swing with the
+// queue rather than follow the window.
+const memTableBytes = 8 << 20
+
 func open(dir string, opts *pebble.Options) (*Store, error) {
 	opts.Logger = quietLogger{}
 	cache := pebble.NewCache(cacheBytes)
 	defer cache.Unref()
 	opts.Cache = cache
-	opts.MemTableSize = 64 << 20
+	opts.MemTableSize = memTableBytes
 	opts.Levels = make([]pebble.LevelOptions, 7)
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
@@ -269,6 +302,9 @@ func (s *Store) AddBlock(b *Block, preimages map[common.Hash][]byte) error {
 	if err := batch.Set(hashKey(prefixHash, b.Hash), binary.BigEndian.AppendUint64(nil, b.Number), nil); err != nil {
 		return err
 	}
+	if err := batch.Set(numKey(prefixSummary, b.Number), b.Summary().encode(), nil); err != nil {
+		return err
+	}
 	if err := s.commit(batch, stats); err != nil {
 		return err
 	}
@@ -395,6 +431,9 @@ func (s *Store) remove(n uint64, orphan bool) error {
 	if err := batch.Delete(hashKey(prefixHash, b.Hash), nil); err != nil {
 		return err
 	}
+	if err := batch.Delete(numKey(prefixSummary, n), nil); err != nil {
+		return err
+	}
 	if err := s.commit(batch, stats); err != nil {
 		return err
 	}
@@ -441,6 +480,23 @@ func (s *Store) Held() ([]common.Hash, error) {
 		out = append(out, common.BytesToHash(it.Key()[1:]))
 	}
 	return out, it.Error()
+}
+
+// HeldStats counts the held set: its nodes and their bytes.
+func (s *Store) HeldStats() (Stats, error) {
+	held, err := s.Held()
+	if err != nil {
+		return Stats{}, err
+	}
+	st := Stats{Preimages: uint64(len(held))}
+	for _, h := range held {
+		_, size, err := s.refs(h)
+		if err != nil {
+			return Stats{}, err
+		}
+		st.Bytes += uint64(size)
+	}
+	return st, nil
 }
 
 // IsHeld tells whether h is in the held set.
@@ -518,16 +574,53 @@ func (s *Store) Block(n uint64) (*Block, error) {
 	return &b, nil
 }
 
-// BlockByHash returns the retained block with hash h.
-func (s *Store) BlockByHash(h common.Hash) (*Block, error) {
+// Summary returns the summary of the retained block with number n.
+func (s *Store) Summary(n uint64) (*Summary, error) {
+	v, err := s.get(numKey(prefixSummary, n))
+	if errors.Is(err, ErrNotFound) {
+		// A block stored before summaries were kept: its full record has the same.
+		b, err := s.Block(n)
+		if err != nil {
+			return nil, err
+		}
+		return b.Summary(), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("block %d: %w", n, err)
+	}
+	if len(v) != 3*common.HashLength {
+		return nil, fmt.Errorf("block %d: corrupt summary of %d bytes", n, len(v))
+	}
+	return &Summary{Number: n, Hash: common.BytesToHash(v[:32]), ParentHash: common.BytesToHash(v[32:64]), Root: common.BytesToHash(v[64:])}, nil
+}
+
+// SummaryByHash returns the summary of the retained block with hash h.
+func (s *Store) SummaryByHash(h common.Hash) (*Summary, error) {
+	n, err := s.numberOf(h)
+	if err != nil {
+		return nil, err
+	}
+	return s.Summary(n)
+}
+
+func (s *Store) numberOf(h common.Hash) (uint64, error) {
 	v, err := s.get(hashKey(prefixHash, h))
 	if err != nil {
-		return nil, fmt.Errorf("block %s: %w", h, err)
+		return 0, fmt.Errorf("block %s: %w", h, err)
 	}
 	if len(v) != 8 {
-		return nil, fmt.Errorf("block %s: corrupt index entry", h)
+		return 0, fmt.Errorf("block %s: corrupt index entry", h)
 	}
-	return s.Block(binary.BigEndian.Uint64(v))
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// BlockByHash returns the retained block with hash h.
+func (s *Store) BlockByHash(h common.Hash) (*Block, error) {
+	n, err := s.numberOf(h)
+	if err != nil {
+		return nil, err
+	}
+	return s.Block(n)
 }
 
 // Bounds returns the lowest and highest retained block numbers; ok is false when the
@@ -665,6 +758,33 @@ func (b *Block) DecodeHeaders() ([]*types.Header, error) {
 	}
 	return out, nil
 }
+
+// noPreallocFS is the disk, except that files are never preallocated. Pebble reserves
+// 110% of the memtable size for every write-ahead log up front; with a queue of logs
+// (see memTableBytes) that reservation, not data, was most of what the store took on
+// disk, and it grew with the queue. Preallocation only saves metadata updates on fsync,
+// and the store commits without fsync.
+type noPreallocFS struct{ vfs.FS }
+
+func (fs noPreallocFS) Create(name string) (vfs.File, error) {
+	f, err := fs.FS.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	return noPreallocFile{f}, nil
+}
+
+func (fs noPreallocFS) ReuseForWrite(oldname, newname string) (vfs.File, error) {
+	f, err := fs.FS.ReuseForWrite(oldname, newname)
+	if err != nil {
+		return nil, err
+	}
+	return noPreallocFile{f}, nil
+}
+
+type noPreallocFile struct{ vfs.File }
+
+func (noPreallocFile) Preallocate(offset, length int64) error { return nil }
 
 // quietLogger drops Pebble's informational chatter; errors surface through return values.
 type quietLogger struct{}

@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"errors"
 	"math/big"
 	"testing"
 	"time"
@@ -162,7 +163,8 @@ type sequencedChain struct {
 // TestOpNodeDerivesDepositsAndConfigUpdates: with op-node v1.16.13 as the sequencer and
 // another as the verifier, deposits made at the dev L1's portal stand-in (a plain transfer
 // and a depositTransaction call) and SystemConfig updates (gas limit, then a new batcher
-// address that the second op-batcher posts from) reach both chains.
+// address that the second op-batcher posts from) reach both chains, and an opkit verifier
+// derives the same blocks.
 func TestOpNodeDerivesDepositsAndConfigUpdates(t *testing.T) {
 	buildPeers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -197,13 +199,15 @@ func TestOpNodeDerivesOpkitDepositsAndConfigUpdates(t *testing.T) {
 		rollupRPC: d.Node.RPCEndpoint(), l2RPC: d.L2.HTTPEndpoint()})
 }
 
-// checkDepositsAndConfigUpdates starts op-batcher and an op-node verifier on c, makes two
-// deposits, a gas-limit update and a batcher change (moving op-batcher to the new key),
-// and checks that the verifier's safe chain is the sequencer's, holds the deposits, and
-// carries in every block its L1 origin's gas limit and batcher.
+// checkDepositsAndConfigUpdates starts op-batcher, an op-node verifier and an opkit
+// verifier on c, makes two deposits, a gas-limit update and a batcher change (moving
+// op-batcher to the new key), and checks that both verifiers' safe chains are the
+// sequencer's (block hashes and outputs at every height), that op-node's holds the
+// deposits, and that it carries in every block its L1 origin's gas limit and batcher.
 func checkDepositsAndConfigUpdates(ctx context.Context, t *testing.T, c sequencedChain) {
 	l1 := c.l1
 	verifier := startOpNode(ctx, t, peers.OpNodeConfig{L1: l1, Rollup: c.rollup, L2Genesis: c.genesis})
+	opkit := startOpkitVerifier(ctx, t, l1, c.rollup, c.genesis, "")
 	seq := dialRollup(ctx, t, c.rollupRPC)
 	ver := dialRollup(ctx, t, verifier.RPCEndpoint())
 	first := startBatcher(ctx, t, peers.BatcherConfig{L1: l1, L2RPC: c.l2RPC, RollupRPC: c.rollupRPC})
@@ -247,7 +251,10 @@ func checkDepositsAndConfigUpdates(ctx context.Context, t *testing.T, c sequence
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := peers.Agree(ctx, 0, vst.SafeL2.Number, seq, ver); err != nil {
+	// And so is the opkit verifier's, block hashes and outputs, on its own op-geth.
+	opkit.waitSafe(ctx, vst.SafeL2.Number)
+	if err := errors.Join(peers.Agree(ctx, 0, vst.SafeL2.Number, seq, ver, opkit.RPC),
+		sameBlocks(ctx, 0, vst.SafeL2.Number, c.l2RPC, verifier.L2.HTTPEndpoint(), opkit.L2.HTTPEndpoint())); err != nil {
 		t.Fatal(err)
 	}
 

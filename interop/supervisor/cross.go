@@ -17,11 +17,17 @@ type invalidation struct {
 // update advances cross-unsafe, cross-safe and finalized heads as far as the rules allow,
 // persists them, and tells the nodes.
 func (s *Supervisor) update() {
+	s.durable.RLock()
 	s.mu.Lock()
 	changed, invalidations, err := s.updateLocked()
 	s.mu.Unlock()
+	if err == nil && len(changed) > 0 {
+		err = s.db.syncWAL()
+	}
+	s.durable.RUnlock()
 	if err != nil {
 		s.log.Error("Cannot update cross-chain heads", "err", err)
+		return
 	}
 	for _, c := range changed {
 		for _, n := range s.nodes {
@@ -140,9 +146,9 @@ func (s *Supervisor) updateLocked() ([]interop.ChainID, []invalidation, error) {
 		w.b.Close()
 		return nil, invalidations, nil
 	}
-	// Written with fsync before any node hears of them: a supervisor that restarts never
-	// promotes less than it told.
-	if err := w.commit(); err != nil {
+	// On disk before any node hears of them (update syncs before it lets promotionFor read
+	// them): a supervisor that restarts never promotes less than it told.
+	if err := w.commitRecoverable(); err != nil {
 		return nil, nil, err
 	}
 	for _, c := range changed {
@@ -202,6 +208,8 @@ type promotion struct {
 }
 
 func (s *Supervisor) promotionFor(c interop.ChainID) (promotion, bool) {
+	s.durable.Lock()
+	defer s.durable.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st, ok := s.chains[c]

@@ -71,6 +71,14 @@ func (s *Supervisor) heads(c interop.ChainID) (chainState, bool) {
 	return *st, true
 }
 
+// durableHeads is heads once every cross head written so far is on disk, for what is
+// sent to a node.
+func (s *Supervisor) durableHeads(c interop.ChainID) (chainState, bool) {
+	s.durable.Lock()
+	defer s.durable.Unlock()
+	return s.heads(c)
+}
+
 // rewindUnsafeLocked drops the unsafe blocks above to; to is never below local-safe.
 func (s *Supervisor) rewindUnsafeLocked(c interop.ChainID, to uint64) error {
 	st := s.chains[c]

@@ -79,9 +79,13 @@ func (s *Supervisor) pollL1() {
 		return
 	}
 	s.mu.Lock()
-	advanced := head.Number > s.l1Head
-	s.l1Head = head.Number
+	// A new head at a height already seen (after an L1 reorg) is news too.
+	advanced := head.Hash != s.l1Head
+	s.l1Head = head.Hash
 	s.mu.Unlock()
+	if _, err := s.checkL1Reorg(ctx); err != nil && s.ctx.Err() == nil {
+		s.log.Warn("Cannot check the safe records against L1", "err", err)
+	}
 	if advanced {
 		for _, n := range s.nodes {
 			n.kickL1()

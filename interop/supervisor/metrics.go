@@ -16,6 +16,7 @@ type Metrics struct {
 	disconnects       prometheus.Counter
 	provided          prometheus.Counter
 	l1Mismatches      prometheus.Counter
+	l1Reorgs          prometheus.Counter
 	promotionFailures prometheus.Counter
 }
 
@@ -54,13 +55,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "opkit", Subsystem: "supervisor", Name: "l1_not_extending_total",
 			Help: "Times the next L1 block did not extend the one a node exhausted (an L1 reorg); the node is checked instead",
 		}),
+		l1Reorgs: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "opkit", Subsystem: "supervisor", Name: "l1_reorg_rewinds_total",
+			Help: "Times a chain's safe heads were lowered because an L1 reorg dropped the L1 block they were derived from",
+		}),
 		promotionFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "opkit", Subsystem: "supervisor", Name: "node_call_failures_total",
 			Help: "Promotion and invalidation calls a node did not acknowledge (they are retried)",
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.heads, m.events, m.resets, m.invalidations, m.connects, m.disconnects, m.provided, m.l1Mismatches, m.promotionFailures)
+		reg.MustRegister(m.heads, m.events, m.resets, m.invalidations, m.connects, m.disconnects, m.provided, m.l1Mismatches, m.l1Reorgs, m.promotionFailures)
 	}
 	return m
 }

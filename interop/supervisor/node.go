@@ -37,14 +37,18 @@ type nodeConn struct {
 
 	promote chan struct{}
 	l1      chan struct{}
+	// resetReq asks the session to reset the node to the supervisor's local-safe head
+	// (after an L1 reorg lowered it).
+	resetReq chan struct{}
 }
 
 func newNodeConn(s *Supervisor, i int, cfg NodeConfig) *nodeConn {
 	return &nodeConn{
 		s: s, endpoint: cfg.Endpoint, secret: cfg.Secret,
-		log:     s.log.With("node", i, "endpoint", cfg.Endpoint),
-		promote: make(chan struct{}, 1),
-		l1:      make(chan struct{}, 1),
+		log:      s.log.With("node", i, "endpoint", cfg.Endpoint),
+		promote:  make(chan struct{}, 1),
+		l1:       make(chan struct{}, 1),
+		resetReq: make(chan struct{}, 1),
 	}
 }
 
@@ -79,6 +83,26 @@ func (n *nodeConn) kickPromote() {
 	select {
 	case n.promote <- struct{}{}:
 	default:
+	}
+}
+
+// requestReset asks the node's session for a reset to the supervisor's heads.
+func (n *nodeConn) requestReset() {
+	select {
+	case n.resetReq <- struct{}{}:
+	default:
+	}
+}
+
+// resetForL1 resets the node after an L1 reorg: what it exhausted is on the dropped branch,
+// and derivation must start again from the (lowered) local-safe head.
+func (n *nodeConn) resetForL1(ctx context.Context, sess session) {
+	n.mu.Lock()
+	n.exhausted = nil
+	n.mu.Unlock()
+	n.forgetExhausted()
+	if err := n.reset(ctx, sess); err != nil && ctx.Err() == nil {
+		n.log.Warn("Cannot reset the node after an L1 reorg", "err", err)
 	}
 }
 
@@ -241,6 +265,8 @@ func (n *nodeConn) session(ctx context.Context) error {
 			n.handle(ctx, sess, e.Data)
 		case <-n.l1:
 			n.provideL1(ctx, sess)
+		case <-n.resetReq:
+			n.resetForL1(ctx, sess)
 		}
 	}
 }
@@ -265,6 +291,9 @@ func (n *nodeConn) pullLoop(ctx context.Context, sess session) error {
 		case <-n.l1:
 			t.Stop()
 			n.provideL1(ctx, sess)
+		case <-n.resetReq:
+			t.Stop()
+			n.resetForL1(ctx, sess)
 		case <-t.C:
 		}
 	}
@@ -340,19 +369,15 @@ func (n *nodeConn) provideL1(ctx context.Context, sess session) {
 	}
 	if next.ParentHash != exhausted.Hash {
 		// L1 reorged under what the node has read: the canonical next block does not
-		// extend it, and giving it anyway would splice two forks. The node needs a
-		// reset onto the canonical chain; the consistency check decides it.
+		// extend it, and giving it anyway would splice two forks. The supervisor's safe
+		// records lose what the reorg dropped, and the node derives again from there.
 		n.s.m.l1Mismatches.Inc()
-		n.log.Warn("Next L1 block does not extend the node's last one, checking the node", "last", exhausted, "next", next)
-		n.mu.Lock()
-		if n.exhausted == exhausted {
-			n.exhausted = nil
+		n.log.Warn("Next L1 block does not extend the node's last one, resetting the node", "last", exhausted, "next", next)
+		if _, err := n.s.checkL1Reorg(ctx); err != nil {
+			n.log.Warn("Cannot check the safe records against L1", "err", err)
+			return
 		}
-		n.mu.Unlock()
-		n.forgetExhausted()
-		if err := n.checkConsistency(ctx, sess); err != nil {
-			n.log.Warn("Consistency check after an L1 reorg failed", "err", err)
-		}
+		n.resetForL1(ctx, sess)
 		return
 	}
 	if err := n.call(ctx, sess.cl, nil, "interop_provideL1", next); err != nil {

@@ -110,7 +110,7 @@ func (n *nodeConn) bisect(ctx context.Context, sess session, lo, hi uint64) (uin
 // ever zero: heads that are not known yet are the anchor block.
 func (n *nodeConn) reset(ctx context.Context, sess session) error {
 	c := n.chainID()
-	st, ok := n.s.heads(c)
+	st, ok := n.s.durableHeads(c)
 	if !ok {
 		return fmt.Errorf("chain %s is not tracked", c)
 	}

@@ -177,6 +177,15 @@ func (w *writeBatch) commit() error { return w.write(pebble.Sync) }
 // follow from the indexed blocks). Close flushes it.
 func (w *writeBatch) commitRecoverable() error { return w.write(pebble.NoSync) }
 
+// syncWAL waits until everything committed before it is on disk. Concurrent calls share
+// one fsync (pebble groups them).
+func (s *store) syncWAL() error {
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("sync supervisor database: %w", err)
+	}
+	return nil
+}
+
 func (w *writeBatch) write(opts *pebble.WriteOptions) error {
 	defer w.b.Close()
 	if w.err != nil {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/opkit/opkit/eth"
@@ -103,12 +104,17 @@ type Supervisor struct {
 	db *store
 	l1 *l1Source
 
+	// durable is held shared by an update from before it takes mu until its writes are
+	// on disk, and exclusively by whatever reads heads to tell a node: so no node hears of
+	// a cross head before it is durable, while the fsync itself runs outside mu and other
+	// chains' indexing goes on meanwhile.
+	durable sync.RWMutex
 	// mu guards the chain states, the finalized L1 block and every database write, so
 	// that the cross-safety rules see one consistent picture across chains.
 	mu      sync.Mutex
 	chains  map[interop.ChainID]*chainState
 	finL1   eth.BlockRef
-	l1Head  uint64
+	l1Head  common.Hash
 	pending map[interop.ChainID]eth.BlockSeal // invalidations sent, awaiting replacement
 
 	nodes []*nodeConn

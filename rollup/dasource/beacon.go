@@ -164,9 +164,10 @@ func (b *Beacon) Slot(ctx context.Context, timestamp uint64) (uint64, error) {
 	return (timestamp - b.genesisTime) / b.secondsPerSlot, nil
 }
 
-// VersionedHash is the EIP-4844 versioned hash of a blob: its KZG commitment, hashed.
+// VersionedHash is the EIP-4844 versioned hash of a blob: its KZG commitment (kzg.go),
+// hashed.
 func VersionedHash(blob *kzg4844.Blob) (common.Hash, error) {
-	c, err := kzg4844.BlobToCommitment(blob)
+	c, err := blobCommitment(blob)
 	if err != nil {
 		return common.Hash{}, fmt.Errorf("blob KZG commitment: %w", err)
 	}

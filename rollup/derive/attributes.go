@@ -23,10 +23,15 @@ type Attributes struct {
 	// DerivedFrom is the L1 block derivation was reading when it made them.
 	DerivedFrom eth.L1BlockRef
 	// IsLastInSpan: the batch was singular, the last block of a span batch, or forced
-	// empty. It only says where a span batch ends: under Holocene every derived block is
-	// local-safe as soon as the engine takes it (op-node's batch stage concludes every
-	// batch), so it must not hold blocks back as pending-safe.
+	// empty. It only says where a span batch ends; Concluding says when the block is
+	// local-safe.
 	IsLastInSpan bool
+	// Concluding: the block becomes local-safe (and, without interop, safe) as soon as
+	// the engine takes it. Under Holocene that is every derived block, each block of a
+	// span batch included, as op-node's batch stage concludes every batch it accepts;
+	// only the pre-Holocene batch queue held a span's blocks back as pending-safe until
+	// its last one.
+	Concluding bool
 	// DepositsOnly: no batch arrived within the sequence window, so the block holds only
 	// the L1-attributes deposit, the epoch's user deposits and upgrade transactions.
 	DepositsOnly bool
@@ -107,11 +112,13 @@ func (a *attributesStage) NextAttributes(ctx context.Context, parent eth.L2Block
 	attrs.NoTxPool = true
 	attrs.Transactions = append(attrs.Transactions, b.Transactions...)
 	a.pending = nil
+	from := a.Origin()
 	return &Attributes{
 		Parent:       parent,
 		Payload:      attrs,
-		DerivedFrom:  a.Origin(),
+		DerivedFrom:  from,
 		IsLastInSpan: b.lastInSpan,
+		Concluding:   b.lastInSpan || a.cfg.IsHolocene(from.Time),
 		DepositsOnly: b.forcedEmpty,
 	}, nil
 }

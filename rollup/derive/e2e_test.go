@@ -303,8 +303,8 @@ func TestDeriveSequencedChain(t *testing.T) {
 		if want.NumberU64() > uint64(half) {
 			from, lastOfSpan = laterInclusion, want.NumberU64() == head
 		}
-		if a.DerivedFrom != from || a.DepositsOnly || a.IsLastInSpan != lastOfSpan {
-			t.Fatalf("block %d derived from %v (want %v), deposits-only %v, last in span %v", want.NumberU64(), a.DerivedFrom.ID(), from.ID(), a.DepositsOnly, a.IsLastInSpan)
+		if a.DerivedFrom != from || a.DepositsOnly || a.IsLastInSpan != lastOfSpan || !a.Concluding {
+			t.Fatalf("block %d derived from %v (want %v), deposits-only %v, last in span %v, concluding %v", want.NumberU64(), a.DerivedFrom.ID(), from.ID(), a.DepositsOnly, a.IsLastInSpan, a.Concluding)
 		}
 		if safe, err = cfg.L2BlockRef(want); err != nil {
 			t.Fatal(err)

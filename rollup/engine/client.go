@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net/http"
 	"time"
 
 	"github.com/ethereum/go-ethereum"
@@ -54,7 +55,10 @@ const callTimeout = 10 * time.Second
 // eth namespace the same authenticated endpoint serves.
 type Client struct {
 	rpc *rpc.Client
-	Eth *ethclient.Client
+	// direct makes the per-block Engine API calls on an HTTP endpoint (httprpc.go);
+	// nil for websocket and IPC endpoints, which go through rpc.
+	direct *httpRPC
+	Eth    *ethclient.Client
 	// CallTimeout bounds every call; zero means callTimeout.
 	CallTimeout time.Duration
 }
@@ -67,13 +71,24 @@ func (c *Client) timeout() time.Duration {
 }
 
 // Dial connects to an Engine API endpoint with a JWT secret. HTTP connections are
-// re-established per request, so an engine restart needs no reconnect.
+// re-established per request, so an engine restart needs no reconnect. Responses are
+// asked for uncompressed: the execution client sits next to the node, and gzip would
+// cost both sides CPU on every payload (a full block of transactions each way) to save
+// bytes on a loopback or local link.
 func Dial(ctx context.Context, url string, secret [32]byte) (*Client, error) {
-	c, err := rpc.DialOptions(ctx, url, rpc.WithHTTPAuth(node.NewJWTAuth(secret)))
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DisableCompression = true
+	hc := &http.Client{Transport: tr}
+	auth := node.NewJWTAuth(secret)
+	c, err := rpc.DialOptions(ctx, url, rpc.WithHTTPAuth(auth), rpc.WithHTTPClient(hc))
 	if err != nil {
 		return nil, fmt.Errorf("dial engine %s: %w", url, err)
 	}
-	return &Client{rpc: c, Eth: ethclient.NewClient(c)}, nil
+	cl := &Client{rpc: c, Eth: ethclient.NewClient(c)}
+	if isHTTP(url) {
+		cl.direct = &httpRPC{url: url, client: hc, auth: auth}
+	}
+	return cl, nil
 }
 
 // Close releases the connection.
@@ -83,6 +98,28 @@ func (c *Client) call(ctx context.Context, result any, method string, args ...an
 	ctx, cancel := context.WithTimeout(ctx, c.timeout())
 	defer cancel()
 	if err := c.rpc.CallContext(ctx, result, method, args...); err != nil {
+		return classifyRPCError(method, err)
+	}
+	return nil
+}
+
+// engineCall is call for the per-block Engine API methods: on an HTTP endpoint each
+// argument is encoded once (its own MarshalJSON) and posted directly.
+func (c *Client) engineCall(ctx context.Context, result any, method string, args ...any) error {
+	if c.direct == nil {
+		return c.call(ctx, result, method, args...)
+	}
+	params := make([][]byte, len(args))
+	for i, a := range args {
+		p, err := encodeParam(a)
+		if err != nil {
+			return fmt.Errorf("%s: %w: encode parameter %d: %w", method, ErrInvalid, i, err)
+		}
+		params[i] = p
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout())
+	defer cancel()
+	if err := c.direct.call(ctx, result, method, params...); err != nil {
 		return classifyRPCError(method, err)
 	}
 	return nil
@@ -134,7 +171,11 @@ func statusError(method string, st engine.PayloadStatusV1) error {
 // a payload and returns its ID.
 func (c *Client) ForkchoiceUpdated(ctx context.Context, fc engine.ForkchoiceStateV1, attrs *engine.PayloadAttributes) (*engine.PayloadID, error) {
 	var resp engine.ForkChoiceResponse
-	if err := c.call(ctx, &resp, "engine_forkchoiceUpdatedV3", fc, attrs); err != nil {
+	var a any // a nil *PayloadAttributes must go out as null
+	if attrs != nil {
+		a = attrs
+	}
+	if err := c.engineCall(ctx, &resp, "engine_forkchoiceUpdatedV3", fc, a); err != nil {
 		return nil, err
 	}
 	if err := statusError("engine_forkchoiceUpdatedV3", resp.PayloadStatus); err != nil {
@@ -149,7 +190,7 @@ func (c *Client) ForkchoiceUpdated(ctx context.Context, fc engine.ForkchoiceStat
 // GetPayload calls engine_getPayloadV4.
 func (c *Client) GetPayload(ctx context.Context, id engine.PayloadID) (*engine.ExecutionPayloadEnvelope, error) {
 	var env engine.ExecutionPayloadEnvelope
-	if err := c.call(ctx, &env, "engine_getPayloadV4", id); err != nil {
+	if err := c.engineCall(ctx, &env, "engine_getPayloadV4", id); err != nil {
 		return nil, err
 	}
 	if env.ExecutionPayload == nil {
@@ -162,7 +203,7 @@ func (c *Client) GetPayload(ctx context.Context, id engine.PayloadID) (*engine.E
 // requests, so both lists are sent empty.
 func (c *Client) NewPayload(ctx context.Context, payload *engine.ExecutableData, beaconRoot common.Hash) error {
 	var st engine.PayloadStatusV1
-	if err := c.call(ctx, &st, "engine_newPayloadV4", payload, []common.Hash{}, beaconRoot, []hexutil.Bytes{}); err != nil {
+	if err := c.engineCall(ctx, &st, "engine_newPayloadV4", payload, []common.Hash{}, beaconRoot, []hexutil.Bytes{}); err != nil {
 		return err
 	}
 	return statusError("engine_newPayloadV4", st)

@@ -24,8 +24,8 @@ type Derived struct {
 	Attrs *engine.PayloadAttributes
 	// DerivedFrom is the L1 block derivation had read when it made the attributes.
 	DerivedFrom eth.L1BlockRef
-	// Concluding is set on the last block of a span batch (and on every singular
-	// batch's block): local-safe and safe move only then, pending-safe moves every time.
+	// Concluding: local-safe and safe move to this block; otherwise only pending-safe
+	// does. Under Holocene derivation sets it on every block (derive.Attributes).
 	Concluding bool
 	// DepositsOnly marks attributes with nothing but deposits: a forced empty batch or
 	// the replacement of an invalid payload. If these fail, nothing can replace them.

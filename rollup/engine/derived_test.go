@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ethereum/go-ethereum"
@@ -16,6 +18,7 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 
 	"github.com/opkit/opkit/eth"
+	"github.com/opkit/opkit/rollup"
 	enginepkg "github.com/opkit/opkit/rollup/engine"
 )
 
@@ -263,5 +266,133 @@ func TestSystemConfigByL2Hash(t *testing.T) {
 	}
 	if g, err := r.eng.SystemConfigByL2Hash(r.ctx, r.cfg.Genesis.L2.Hash); err != nil || g != want {
 		t.Fatalf("genesis system config %+v, %v", g, err)
+	}
+}
+
+// TestSystemConfigOfInsertedBlocksIsNotFetched: the system config of a block the engine
+// inserted comes from its payload, with no block read, and equals the one read back from
+// the block; another engine on the same client, which inserted nothing, reads it once.
+func TestSystemConfigOfInsertedBlocksIsNotFetched(t *testing.T) {
+	r := newRig(t)
+	target, err := url.Parse(r.l2.EngineEndpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var mu sync.Mutex
+	reads := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		if bytes.Contains(body, []byte(`"eth_getBlockByHash"`)) {
+			mu.Lock()
+			reads++
+			mu.Unlock()
+		}
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		proxy.ServeHTTP(w, req)
+	}))
+	defer srv.Close()
+	c, err := enginepkg.Dial(r.ctx, srv.URL, r.l2.JWTSecret())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	eng := enginepkg.New(r.cfg, c, quietLog())
+	if err := eng.Init(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	var refs []eth.L2BlockRef
+	for i := 0; i < 3; i++ {
+		parent := eng.UnsafeHead()
+		id, err := eng.StartBuilding(r.ctx, parent, r.attrs(t, parent, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, ref, err := eng.SealBuilding(r.ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs = append(refs, ref)
+	}
+	mu.Lock()
+	reads = 0
+	mu.Unlock()
+	fresh := enginepkg.New(r.cfg, c, quietLog())
+	for _, ref := range refs {
+		got, err := eng.SystemConfigByL2Hash(r.ctx, ref.Hash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := rollup.SystemConfigFromL2Block(r.cfg, r.l2.Backend().BlockChain().GetBlockByHash(ref.Hash))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("block %d: system config %+v from the payload, %+v from the block", ref.Number, got, want)
+		}
+		mu.Lock()
+		n := reads
+		mu.Unlock()
+		if n != 0 {
+			t.Fatalf("block %d: %d block reads for the system config of a block the engine inserted", ref.Number, n)
+		}
+		for i := 0; i < 2; i++ {
+			if g, err := fresh.SystemConfigByL2Hash(r.ctx, ref.Hash); err != nil || g != want {
+				t.Fatalf("block %d through an engine that did not insert it: %+v, %v", ref.Number, g, err)
+			}
+		}
+		mu.Lock()
+		n, reads = reads, 0
+		mu.Unlock()
+		if n != 1 {
+			t.Fatalf("block %d: %d block reads by the other engine, want 1", ref.Number, n)
+		}
+	}
+}
+
+// TestEngineCallsAskForNoCompression: op-geth gzips every answer a client accepts
+// compressed; the engine client must not ask for it (a payload each way per block).
+func TestEngineCallsAskForNoCompression(t *testing.T) {
+	r := newRig(t)
+	target, err := url.Parse(r.l2.EngineEndpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var mu sync.Mutex
+	var encodings []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		encodings = append(encodings, req.Header.Get("Accept-Encoding"))
+		mu.Unlock()
+		proxy.ServeHTTP(w, req)
+	}))
+	defer srv.Close()
+	c, err := enginepkg.Dial(r.ctx, srv.URL, r.l2.JWTSecret())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	eng := enginepkg.New(r.cfg, c, quietLog())
+	if err := eng.Init(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	parent := eng.UnsafeHead()
+	id, err := eng.StartBuilding(r.ctx, parent, r.attrs(t, parent, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := eng.SealBuilding(r.ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(encodings) < 5 {
+		t.Fatalf("%d calls seen", len(encodings))
+	}
+	for i, e := range encodings {
+		if strings.Contains(e, "gzip") {
+			t.Fatalf("call %d asked for Accept-Encoding %q", i, e)
+		}
 	}
 }

@@ -25,9 +25,9 @@ var ErrNotNext = errors.New("payload does not extend the unsafe head")
 
 // Heads is the engine's full forkchoice view. Without interop, cross-unsafe is the
 // unsafe head and cross-safe (Safe) is the local-safe head: nothing checks cross-chain
-// dependencies, so each level is as safe as its local counterpart. PendingSafe runs
-// ahead of LocalSafe inside a span batch: a span's blocks become safe together, when
-// its last block is processed.
+// dependencies, so each level is as safe as its local counterpart. PendingSafe would run
+// ahead of LocalSafe only for derived blocks that do not conclude their batch; under
+// Holocene every derived block concludes, so the two move together.
 type Heads struct {
 	Unsafe      eth.L2BlockRef
 	CrossUnsafe eth.L2BlockRef
@@ -52,11 +52,14 @@ type Engine struct {
 	interop bool
 	// onUnsafe, set before the driver starts, hears of every new unsafe block.
 	onUnsafe func(eth.L2BlockRef)
+	// known holds the system config of recent blocks by hash, so the blocks this
+	// engine inserted are never fetched back to read it.
+	known *knownBlocks
 }
 
 // New returns an engine controller; call Init before use.
 func New(cfg *rollup.Config, c *Client, log *slog.Logger) *Engine {
-	return &Engine{cfg: cfg, c: c, log: log}
+	return &Engine{cfg: cfg, c: c, log: log, known: newKnownBlocks(knownBlocksSize)}
 }
 
 // Client is the underlying Engine API client.
@@ -208,7 +211,7 @@ func (e *Engine) insert(ctx context.Context, env *engine.ExecutionPayloadEnvelop
 
 func (e *Engine) newPayload(ctx context.Context, env *engine.ExecutionPayloadEnvelope) (eth.L2BlockRef, error) {
 	p := env.ExecutionPayload
-	ref, err := RefFromPayload(e.cfg, p)
+	ref, l1Info, err := refFromPayload(e.cfg, p)
 	if err != nil {
 		return eth.L2BlockRef{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
@@ -218,6 +221,15 @@ func (e *Engine) newPayload(ctx context.Context, env *engine.ExecutionPayloadEnv
 	}
 	if err := e.c.NewPayload(ctx, p, beaconRoot); err != nil {
 		return eth.L2BlockRef{}, err
+	}
+	// VALID: the execution client checked that the payload is the block its hash names,
+	// so its system config can be remembered under that hash. One that does not read is
+	// left for SystemConfigByL2Hash to fail on when asked.
+	sys, err := rollup.SystemConfigFromL2Fields(e.cfg, rollup.L2BlockFields{
+		Number: p.Number, Hash: p.BlockHash, Time: p.Timestamp, GasLimit: p.GasLimit, Extra: p.ExtraData, L1InfoTx: l1Info,
+	})
+	if err == nil {
+		e.known.add(p.BlockHash, sys)
 	}
 	return ref, nil
 }
@@ -308,7 +320,9 @@ func (e *Engine) BlockRefByNumber(ctx context.Context, n uint64) (eth.L2BlockRef
 	return e.blockRef(block)
 }
 
-// BlockRefByHash reads the L2 block with hash h, with the same error classes.
+// BlockRefByHash reads the L2 block with hash h, with the same error classes. It always
+// asks the execution client: a reset relies on it to tell which blocks the client still
+// has (after a restart it may have lost the newest).
 func (e *Engine) BlockRefByHash(ctx context.Context, h common.Hash) (eth.L2BlockRef, error) {
 	block, err := e.c.BlockByHash(ctx, h)
 	if err != nil {
@@ -339,27 +353,37 @@ func (e *Engine) blockRef(block *types.Block) (eth.L2BlockRef, error) {
 
 // RefFromPayload builds the block reference of a payload without asking the engine.
 func RefFromPayload(cfg *rollup.Config, p *engine.ExecutableData) (eth.L2BlockRef, error) {
+	ref, _, err := refFromPayload(cfg, p)
+	return ref, err
+}
+
+// refFromPayload also returns the payload's decoded first transaction.
+func refFromPayload(cfg *rollup.Config, p *engine.ExecutableData) (eth.L2BlockRef, *types.Transaction, error) {
 	ref := eth.L2BlockRef{Hash: p.BlockHash, Number: p.Number, ParentHash: p.ParentHash, Time: p.Timestamp}
 	if len(p.Transactions) == 0 {
-		return eth.L2BlockRef{}, fmt.Errorf("payload %d %s has no L1-attributes deposit", p.Number, p.BlockHash)
+		return eth.L2BlockRef{}, nil, fmt.Errorf("payload %d %s has no L1-attributes deposit", p.Number, p.BlockHash)
 	}
-	var tx types.Transaction
+	tx := new(types.Transaction)
 	if err := tx.UnmarshalBinary(p.Transactions[0]); err != nil {
-		return eth.L2BlockRef{}, fmt.Errorf("payload %d first transaction: %w", p.Number, err)
+		return eth.L2BlockRef{}, nil, fmt.Errorf("payload %d first transaction: %w", p.Number, err)
 	}
-	info, err := rollup.L1InfoFromBlockTx(&tx)
+	info, err := rollup.L1InfoFromBlockTx(tx)
 	if err != nil {
-		return eth.L2BlockRef{}, fmt.Errorf("payload %d: %w", p.Number, err)
+		return eth.L2BlockRef{}, nil, fmt.Errorf("payload %d: %w", p.Number, err)
 	}
 	ref.L1Origin = eth.BlockID{Hash: info.BlockHash, Number: info.Number}
 	ref.SequenceNumber = info.SequenceNumber
-	return ref, nil
+	return ref, tx, nil
 }
 
 // SystemConfigByL2Hash is the system config the L2 block with hash h was built with,
 // read back from the block (rollup.SystemConfigFromL2Block): what the next block's
-// attributes start from.
+// attributes start from. The blocks the engine inserted are answered from their
+// payloads, and recently read ones from memory: a hash names one block for ever.
 func (e *Engine) SystemConfigByL2Hash(ctx context.Context, h common.Hash) (rollup.SystemConfig, error) {
+	if sys, ok := e.known.get(h); ok {
+		return sys, nil
+	}
 	block, err := e.c.BlockByHash(ctx, h)
 	if err != nil {
 		return rollup.SystemConfig{}, fmt.Errorf("read L2 block %s: %w", h, err)
@@ -368,5 +392,6 @@ func (e *Engine) SystemConfigByL2Hash(ctx context.Context, h common.Hash) (rollu
 	if err != nil {
 		return rollup.SystemConfig{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
+	e.known.add(h, sys)
 	return sys, nil
 }

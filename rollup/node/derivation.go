@@ -30,7 +30,7 @@ func (a derivation) Next(ctx context.Context, safe eth.L2BlockRef) (*engine.Deri
 		Parent:       at.Parent,
 		Attrs:        at.Payload,
 		DerivedFrom:  at.DerivedFrom,
-		Concluding:   at.IsLastInSpan,
+		Concluding:   at.Concluding,
 		DepositsOnly: at.DepositsOnly,
 	}, nil
 }

@@ -40,20 +40,24 @@ func (c *interopChain) status() *eth.SyncStatus { return syncStatus(c.t, c.rpc) 
 
 // send signs a transaction from the chain's first dev account and waits for its receipt.
 func (c *interopChain) send(to *common.Address, data []byte) *types.Receipt {
+	return c.sendWith(to, data, nil)
+}
+
+// execute sends the CrossL2Inbox call that executes the message id names, with the
+// message's access-list entries, as the OP Stack's inbox requires.
+func (c *interopChain) execute(id interop.Identifier, payloadHash common.Hash) *types.Receipt {
+	inbox := interop.CrossL2Inbox
+	al := types.AccessList{{Address: inbox, StorageKeys: interop.AccessListEntries(id, payloadHash)}}
+	return c.sendWith(&inbox, devnet.ValidateMessageCalldata(id, payloadHash), al)
+}
+
+func (c *interopChain) sendWith(to *common.Address, data []byte, al types.AccessList) *types.Receipt {
 	t := c.t
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	from := crypto.PubkeyToAddress(c.key.PublicKey)
-	nonce, err := c.l2.PendingNonceAt(ctx, from)
+	tx, err := c.submit(ctx, to, data, al)
 	if err != nil {
-		t.Fatal(err)
-	}
-	tx := types.MustSignNewTx(c.key, types.LatestSignerForChainID(c.c.Rollup.L2ChainID), &types.DynamicFeeTx{
-		ChainID: c.c.Rollup.L2ChainID, Nonce: nonce, GasTipCap: big.NewInt(1e9), GasFeeCap: big.NewInt(1e11),
-		Gas: 500_000, To: to, Data: data,
-	})
-	if err := c.l2.SendTransaction(ctx, tx); err != nil {
 		t.Fatal(err)
 	}
 	for {
@@ -72,33 +76,19 @@ func (c *interopChain) send(to *common.Address, data []byte) *types.Receipt {
 	}
 }
 
-// override replaces the pooled transaction h by a transfer to self with its nonce and a
-// higher fee, re-sending until it is included, and returns its receipt.
-func (c *interopChain) override(h common.Hash) *types.Receipt {
-	t := c.t
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
-	defer cancel()
-	old, _, err := c.l2.TransactionByHash(ctx, h)
+// submit signs a transaction from the chain's first dev account and hands it to op-geth,
+// returning op-geth's answer.
+func (c *interopChain) submit(ctx context.Context, to *common.Address, data []byte, al types.AccessList) (*types.Transaction, error) {
+	from := crypto.PubkeyToAddress(c.key.PublicKey)
+	nonce, err := c.l2.PendingNonceAt(ctx, from)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	self := crypto.PubkeyToAddress(c.key.PublicKey)
 	tx := types.MustSignNewTx(c.key, types.LatestSignerForChainID(c.c.Rollup.L2ChainID), &types.DynamicFeeTx{
-		ChainID: c.c.Rollup.L2ChainID, Nonce: old.Nonce(), GasTipCap: big.NewInt(5e9), GasFeeCap: big.NewInt(5e11),
-		Gas: 21_000, To: &self,
+		ChainID: c.c.Rollup.L2ChainID, Nonce: nonce, GasTipCap: big.NewInt(1e9), GasFeeCap: big.NewInt(1e11),
+		Gas: 500_000, To: to, Data: data, AccessList: al,
 	})
-	for {
-		_ = c.l2.SendTransaction(ctx, tx) // refused while the old one sits in an unsafe block
-		if r, err := c.l2.TransactionReceipt(ctx, tx.Hash()); err == nil {
-			return r
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the override of %s was never included", h)
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
+	return tx, c.l2.SendTransaction(ctx, tx)
 }
 
 func (c *interopChain) blockHash(n uint64) common.Hash {
@@ -114,12 +104,22 @@ func (c *interopChain) blockHash(n uint64) common.Hash {
 
 func startInterop(t *testing.T) []*interopChain {
 	t.Helper()
+	_, chains := startInteropWith(t, devnet.InteropConfig{L1BlockTime: 2 * time.Second, L2BlockTime: 2})
+	return chains
+}
+
+// startInteropWith starts an interop devnet (cfg's data directory, poll interval and
+// logger filled in for the test) and dials each chain.
+func startInteropWith(t *testing.T, cfg devnet.InteropConfig) (*devnet.InteropDevnet, []*interopChain) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	d, err := devnet.StartInterop(ctx, devnet.InteropConfig{
-		L1BlockTime: 2 * time.Second, L2BlockTime: 2, L1PollInterval: 100 * time.Millisecond, DataDir: t.TempDir(),
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLogLevel()})),
-	})
+	if cfg.L1PollInterval == 0 {
+		cfg.L1PollInterval = 100 * time.Millisecond
+	}
+	cfg.DataDir = t.TempDir()
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLogLevel()}))
+	d, err := devnet.StartInterop(ctx, cfg)
 	if err != nil {
 		t.Fatalf("start interop devnet: %v", err)
 	}
@@ -137,7 +137,7 @@ func startInterop(t *testing.T) []*interopChain {
 		t.Cleanup(l2.Close)
 		out = append(out, &interopChain{t: t, c: c, l2: l2, rpc: dialNode(t, c.Node.RPCEndpoint()), key: devnet.DevAccounts(1)[0].Key})
 	}
-	return out
+	return d, out
 }
 
 // waitCrossSafe waits until the chain's cross-safe head is at or past n and returns the
@@ -194,8 +194,7 @@ func TestManagedNodesUnderSupervisor(t *testing.T) {
 		Origin: deploy.ContractAddress, BlockNumber: initRcpt.BlockNumber.Uint64(), LogIndex: uint32(initLog.Index),
 		Timestamp: initHeader.Time, ChainID: a.c.ID,
 	}
-	inbox := interop.CrossL2Inbox
-	execRcpt := b.send(&inbox, devnet.ValidateMessageCalldata(id, interop.PayloadHash(initLog)))
+	execRcpt := b.execute(id, interop.PayloadHash(initLog))
 	if len(execRcpt.Logs) != 1 {
 		t.Fatalf("the inbox emitted %d logs", len(execRcpt.Logs))
 	}
@@ -211,7 +210,7 @@ func TestManagedNodesUnderSupervisor(t *testing.T) {
 	// An executing message naming a log the initiating block does not have.
 	bad := id
 	bad.LogIndex = 99
-	badRcpt := b.send(&inbox, devnet.ValidateMessageCalldata(bad, interop.PayloadHash(initLog)))
+	badRcpt := b.execute(bad, interop.PayloadHash(initLog))
 	badNum := badRcpt.BlockNumber.Uint64()
 	waitFor(t, 180*time.Second, "the block with the invalid message replaced", func() bool {
 		return b.blockHash(badNum) != badRcpt.BlockHash
@@ -222,11 +221,23 @@ func TestManagedNodesUnderSupervisor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The execution client puts the transactions of a replaced block back in its pool,
-	// and the devnet's has no interop filter to refuse them: the sender overrides the
-	// invalid one by fee, as a wallet would, so that the chain stops re-including it.
-	fix := b.override(badRcpt.TxHash)
-	bst := b.waitCrossSafe(fix.BlockNumber.Uint64()+1, 180*time.Second)
+	// With interop active, op-geth does not put a dropped block's executing messages back
+	// in its pool: the invalid one is gone and is never included again.
+	bst := b.waitCrossSafe(badNum+3, 180*time.Second)
+	ctx3, cancel3 := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel3()
+	for n := badNum; n <= bst.UnsafeL2.Number; n++ {
+		blk, err := b.l2.BlockByNumber(ctx3, new(big.Int).SetUint64(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if blk.Transaction(badRcpt.TxHash) != nil {
+			t.Fatalf("the invalid executing message was included again, in block %d", n)
+		}
+	}
+	if _, pending, err := b.l2.TransactionByHash(ctx3, badRcpt.TxHash); err == nil {
+		t.Fatalf("the invalid executing message is still known to the pool (pending %v)", pending)
+	}
 	for _, tx := range replacement.Transactions() {
 		if tx.Type() != types.DepositTxType {
 			t.Fatalf("replacement block %d carries non-deposit transaction %s", badNum, tx.Hash())
@@ -237,12 +248,12 @@ func TestManagedNodesUnderSupervisor(t *testing.T) {
 	}
 	var pending eth.OutputV0
 	sec := b.c.Secret
-	cl, err := rpc.DialOptions(ctx2, b.c.Node.InteropEndpoint(), rpc.WithHTTPAuth(sec.HTTPAuth()))
+	cl, err := rpc.DialOptions(ctx3, b.c.Node.InteropEndpoint(), rpc.WithHTTPAuth(sec.HTTPAuth()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	if err := cl.CallContext(ctx2, &pending, "interop_pendingOutputV0AtTimestamp", replacement.Time()); err != nil {
+	if err := cl.CallContext(ctx3, &pending, "interop_pendingOutputV0AtTimestamp", replacement.Time()); err != nil {
 		t.Fatal(err)
 	}
 	if pending.BlockHash != badRcpt.BlockHash {

@@ -188,7 +188,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	if deriver == nil && cfg.Data != nil && !cfg.DerivationDisabled {
 		deriver = NewDeriver(derive.New(cfg.Rollup, cfg.L1ChainConfig, derive.Deps{
-			L1: n.l1src, Data: cfg.Data, L2: n.engine, Log: cfg.Log.With("part", "derive"), Metrics: n.metrics,
+			L1: n.l1src, Data: cfg.Data, L2: n.engine, Log: cfg.Log, Metrics: n.metrics,
 		}))
 	}
 	switch {
