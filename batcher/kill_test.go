@@ -261,10 +261,16 @@ func TestProcessKilledMidChannelAndL1Outage(t *testing.T) {
 	flags := []string{"--max-l1-tx-size-bytes=1000", "--target-num-frames=3", "--max-channel-duration=20",
 		"--sub-safety-margin=10", "--network-timeout=2s", "--resubmission-timeout=3s", "--wait-node-sync"}
 	first := e.startBatcherProcess(bin, flags...)
+	// Some blocks safe first, so the restart has a safe head to resume from.
+	e.waitSafe(ctx, 3)
 	known := map[batch.ChannelID]bool{}
 	killed, onL1 := e.holdMidChannel(ctx, first, known)
 	first.kill(t)
-	t.Logf("killed the batcher with %d frame(s) of channel %s on L1", onL1, killed)
+	st, err := e.syncStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("killed the batcher with %d frame(s) of channel %s on L1, safe head %d", onL1, killed, st.SafeL2.Number)
 	known[killed] = true
 	e.proxy.noSend.Store(false)
 
@@ -287,7 +293,7 @@ func TestProcessKilledMidChannelAndL1Outage(t *testing.T) {
 	t.Logf("L1 was down for 8s with channel %s half posted", half)
 
 	stopData()
-	st, err := e.syncStatus(ctx)
+	st, err = e.syncStatus(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,11 +15,16 @@ import (
 // time; other frames, or a change of sidecar version at the cell-proof time, build a new
 // one.
 func TestSidecarIsReusedForTheSameFrames(t *testing.T) {
-	b := &Batcher{cfg: Config{MaxPendingTx: 1}, codec: DefaultCodec(), met: newMetrics(prometheus.NewRegistry())}
+	// Before the cell-proof time (version 0: one blob proof a blob, cheap to build).
+	b := &Batcher{cfg: Config{MaxPendingTx: 1, CellProofTime: uint64(time.Now().Add(time.Hour).Unix())},
+		codec: DefaultCodec(), met: newMetrics(prometheus.NewRegistry())}
 	td := channels.TxData{ID: "c:0+2", DA: channels.Blobs, Frames: []channels.Frame{{Bytes: []byte{1, 2, 3}}, {Number: 1, IsLast: true, Bytes: []byte{4, 5}}}}
 	first, err := b.sidecar(td)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if first.Version != types.BlobSidecarVersion0 || len(first.Proofs) != 2 {
+		t.Fatalf("before the cell-proof time: version %d with %d proofs", first.Version, len(first.Proofs))
 	}
 	again, err := b.sidecar(td)
 	if err != nil {
@@ -38,14 +43,14 @@ func TestSidecarIsReusedForTheSameFrames(t *testing.T) {
 	if sc, err := b.sidecar(other); err != nil || sc == first {
 		t.Fatalf("other frames got the cached sidecar (%v)", err)
 	}
-	// Before the cell-proof time, version 0.
-	b.cfg.CellProofTime = uint64(time.Now().Add(time.Hour).Unix())
+	// Past the cell-proof time the same frames need a version-1 sidecar.
+	b.cfg.CellProofTime = 0
 	sc, err := b.sidecar(other)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sc.Version != types.BlobSidecarVersion0 || len(sc.Proofs) != 1 {
-		t.Fatalf("before the cell-proof time: version %d with %d proofs", sc.Version, len(sc.Proofs))
+	if sc.Version != types.BlobSidecarVersion1 || len(sc.Proofs) != 128 {
+		t.Fatalf("after the cell-proof time: version %d with %d proofs", sc.Version, len(sc.Proofs))
 	}
 	b.forgetSidecar(other.ID)
 	if len(b.scCache) != 0 {

@@ -131,7 +131,6 @@ func BenchmarkCollector(b *testing.B) {
 			cpu     time.Duration
 			disks   []uint64
 			windowB []uint64 // store bytes less the held message-passer storage
-			archB   []uint64
 		)
 		for mined := 0; mined < blocks; mined += chunk {
 			if err := load.MineBlocks(ctx, chunk); err != nil {
@@ -158,7 +157,6 @@ func BenchmarkCollector(b *testing.B) {
 			disks = append(disks, disk)
 			windowB = append(windowB, st.Bytes-held.Bytes)
 			arch := archiveStateBytes(b, ch.archive)
-			archB = append(archB, arch)
 			report("after %d blocks: store %d bytes (%d preimages; held message-passer storage %d bytes, %d nodes), %d on disk; archive %d bytes of state: store/archive %.1f%%",
 				mined+chunk, st.Bytes, st.Preimages, held.Bytes, held.Preimages, disk, arch, 100*float64(st.Bytes)/float64(arch))
 		}

@@ -47,8 +47,8 @@ type Config struct {
 	// Accounts are kept provable at every block, touched or not; default the
 	// L2ToL1MessagePasser, whose storage root goes into every output root.
 	Accounts []common.Address
-	// CallTimeout bounds every call to the execution client; default 30s (a witness or
-	// trace of a full block takes the client a few seconds).
+	// CallTimeout bounds every call to the execution client; default 30s (a witness of a
+	// full block takes the client a few seconds).
 	CallTimeout time.Duration
 }
 

@@ -282,6 +282,10 @@ func (e *buildTrackingEngine) ForkchoiceUpdatedV3(ctx context.Context, update ge
 	return r, err
 }
 
+// ForkchoiceUpdatedV4 is not wrapped: no OP Stack fork builds through it, and its
+// signature differs between the op-geth the main module uses and the release candidate
+// the compat module pins for op-node v1.16.13, which builds this package too.
+
 // endBuilds fetches every build still inside its window, which stops op-geth rebuilding
 // it. A fetch waits for the build's first complete payload, normally there within one
 // rebuild; should none ever complete (every attempt failing), op-geth's build ends at its

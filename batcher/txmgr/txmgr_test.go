@@ -137,7 +137,10 @@ func TestSendCalldataReachesDepth(t *testing.T) {
 func TestSendBlobsWithCellProofs(t *testing.T) {
 	l1 := startL1(t, 100*time.Millisecond)
 	m := newManager(t, l1.client, l1.L1, nil)
-	ctx := ctxT(t, 60*time.Second)
+	// The pool checks 256 cell proofs before it answers: seconds each time under the race
+	// detector on a loaded machine, past the manager's network timeout, so the send may
+	// take a few rounds (publish timed out, nonce too low, receipt).
+	ctx := ctxT(t, 150*time.Second)
 	blobs := make([]kzg4844.Blob, 2)
 	blobs[0][1] = 7
 	blobs[1][100] = 9

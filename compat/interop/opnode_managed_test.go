@@ -3,24 +3,16 @@ package interop_test
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	opnode "github.com/ethereum-optimism/optimism/op-node"
-	"github.com/ethereum-optimism/optimism/op-node/flags"
-	opnodemetrics "github.com/ethereum-optimism/optimism/op-node/metrics"
-	"github.com/ethereum-optimism/optimism/op-node/node"
-	"github.com/ethereum-optimism/optimism/op-service/cliapp"
 	"github.com/ethereum-optimism/optimism/op-service/eth"
 	"github.com/ethereum-optimism/optimism/op-supervisor/supervisor/backend/depset"
-	"github.com/ethereum/go-ethereum/common/hexutil"
-	"github.com/ethereum/go-ethereum/log"
-	"github.com/urfave/cli/v2"
 
 	"github.com/opkit/opkit/batcher"
 	"github.com/opkit/opkit/compat/peers"
@@ -28,36 +20,21 @@ import (
 	oketh "github.com/opkit/opkit/eth"
 	"github.com/opkit/opkit/interop"
 	"github.com/opkit/opkit/interop/supervisor"
-	"github.com/opkit/opkit/rollup"
 )
 
-// managedOPNode is op-node v1.16.13, in process, sequencing an interop chain in managed
-// mode (its indexing RPC served for a supervisor), with its own op-geth.
+// managedOPNode is op-node v1.16.13 (the peers harness's process) sequencing an interop
+// chain in managed mode, with its own op-geth.
 type managedOPNode struct {
 	ID      interop.ChainID
-	Node    *node.OpNode
+	Node    *peers.OpNode
 	L2      *devnet.L2
-	Rollup  *rollup.Config
 	Interop string // the managed endpoint
 	Secret  interop.Secret
 }
 
-func opLogger(name string) log.Logger {
-	lvl := log.LevelWarn
-	switch testLevel() {
-	case slog.LevelInfo:
-		lvl = log.LevelInfo
-	case slog.LevelDebug:
-		lvl = log.LevelDebug
-	}
-	return log.NewLogger(log.NewTerminalHandlerWithLevel(os.Stderr, lvl, false)).New("system", name)
-}
-
 // startManagedOPNode plans chain id on dn's L1 (interop from genesis, batches from
-// batcherKey's address) and runs op-node as its sequencer in managed mode, with op-node's
-// own command line (the peers harness's flags and the interop ones) read by op-node's
-// config code. op-node's binary has no flag for managed mode: its config's
-// SupervisorEnabled is set here, as op-node's in-process users do.
+// batcher's address) and runs op-node as its sequencer in managed mode, serving its
+// interop RPC with a dependency set of deps in op-node's own format.
 func startManagedOPNode(t *testing.T, ctx context.Context, dn *devnet.InteropDevnet, id uint64, batcher devnet.Account, deps []uint64) *managedOPNode {
 	t.Helper()
 	dir := t.TempDir()
@@ -68,32 +45,8 @@ func startManagedOPNode(t *testing.T, ctx context.Context, dn *devnet.InteropDev
 	if err != nil {
 		t.Fatal(err)
 	}
-	l2, err := devnet.StartL2(devnet.L2Config{Genesis: g, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLevel()})).With("system", "l2", "chain", id)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l2.Close() })
-
-	write := func(name string, data []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	rollupPath := filepath.Join(dir, "rollup.json")
-	if err := rollup.WriteConfig(rollupPath, rcfg); err != nil {
-		t.Fatal(err)
-	}
-	l1cfg, err := json.Marshal(dn.L1.ChainConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	l1Path := write("l1-chain-config.json", l1cfg)
-	engineSecret := l2.JWTSecret()
-	jwtPath := write("jwt.hex", []byte(hexutil.Encode(engineSecret[:])))
-	interopPath := filepath.Join(dir, "interop-jwt.hex")
-	secret, err := interop.LoadOrCreateSecret(interopPath)
+	secretPath := filepath.Join(dir, "interop-jwt.hex")
+	secret, err := interop.LoadOrCreateSecret(secretPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,50 +62,35 @@ func startManagedOPNode(t *testing.T, ctx context.Context, dn *devnet.InteropDev
 	if err != nil {
 		t.Fatal(err)
 	}
-	depPath := write("dependency-set.json", dsJSON)
-
-	args := peers.OpNodeFlags(peers.OpNodeConfig{L1: dn.L1, Sequencer: true, ExtraFlags: []string{
-		"--interop.rpc.addr=127.0.0.1", "--interop.rpc.port=0",
-		"--interop.jwt-secret=" + interopPath, "--interop.dependency-set=" + depPath,
-	}}, rollupPath, l1Path, l2.EngineEndpoint(), jwtPath, 0)
-	app := cli.NewApp()
-	app.Flags = cliapp.ProtectFlags(flags.Flags)
-	set := flag.NewFlagSet("op-node", flag.ContinueOnError)
-	for _, f := range app.Flags {
-		if err := f.Apply(set); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := set.Parse(args); err != nil {
+	depPath := filepath.Join(dir, "dependency-set.json")
+	if err := os.WriteFile(depPath, dsJSON, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cctx := cli.NewContext(app, set, nil)
-	cctx.Context = ctx
-	logger := opLogger("op-node").New("chain", id)
-	cfg, err := opnode.NewConfig(cctx, logger)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.SupervisorEnabled = true
-	n, err := node.New(ctx, cfg, logger, "v1.16.13", opnodemetrics.NewMetrics("", nil), nil)
-	if err != nil {
+	port := l.Addr().(*net.TCPAddr).Port
+	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.Start(ctx); err != nil {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLevel()})).With("chain", id)
+	n, err := peers.StartOpNode(ctx, peers.OpNodeConfig{
+		L1: dn.L1, Rollup: rcfg, L2Genesis: g, Sequencer: true, Dir: dir, Logger: logger,
+		ExtraFlags: []string{
+			"--harness.managed", "--interop.rpc.addr=127.0.0.1", fmt.Sprintf("--interop.rpc.port=%d", port),
+			"--interop.jwt-secret=" + secretPath, "--interop.dependency-set=" + depPath,
+		},
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := n.Stop(stopCtx); err != nil {
+		if err := n.Close(); err != nil {
 			t.Errorf("stop op-node: %v", err)
 		}
 	})
-	endpoint, _ := n.InteropRPC()
-	if endpoint == "" {
-		t.Fatal("op-node serves no managed endpoint")
-	}
-	return &managedOPNode{ID: interop.ChainID(id), Node: n, L2: l2, Rollup: rcfg, Interop: endpoint, Secret: secret}
+	return &managedOPNode{ID: interop.ChainID(id), Node: n, L2: n.L2, Interop: fmt.Sprintf("ws://127.0.0.1:%d", port), Secret: secret}
 }
 
 // TestOpkitSupervisorManagesOPNode: opkit's supervisor manages op-node v1.16.13 in
@@ -163,6 +101,10 @@ func startManagedOPNode(t *testing.T, ctx context.Context, dn *devnet.InteropDev
 func TestOpkitSupervisorManagesOPNode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
+	// Built before the devnet starts, so that its chain does not run ahead meanwhile.
+	if err := peers.Build(ctx); err != nil {
+		t.Fatal(err)
+	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLevel()}))
 	dn, err := devnet.StartInterop(ctx, devnet.InteropConfig{
 		ChainIDs: []uint64{901}, NoSupervisor: true, L1BlockTime: time.Second, L2BlockTime: 1,
@@ -180,7 +122,7 @@ func TestOpkitSupervisorManagesOPNode(t *testing.T) {
 	// takes account 1.
 	op := startManagedOPNode(t, ctx, dn, 902, dn.L1.Accounts()[1], []uint64{901, 902})
 	b, err := batcher.New(ctx, batcher.Config{
-		L1URL: dn.L1.HTTPEndpoint(), L2URL: op.L2.HTTPEndpoint(), RollupURL: op.Node.HTTPEndpoint(), Key: dn.L1.Accounts()[1].Key,
+		L1URL: dn.L1.HTTPEndpoint(), L2URL: op.L2.HTTPEndpoint(), RollupURL: op.Node.RPCEndpoint(), Key: dn.L1.Accounts()[1].Key,
 		DAType: batcher.DACalldata, MaxChannelDuration: 2, SubSafetyMargin: 10, TargetNumFrames: 1,
 		MaxL1TxSize: 120_000, Compression: "zlib", NumConfirmations: 1,
 		ResubmissionTimeout: 24 * time.Second, NetworkTimeout: 10 * time.Second,
@@ -221,7 +163,7 @@ func TestOpkitSupervisorManagesOPNode(t *testing.T) {
 
 	nodes := []watchedNode{
 		dialWatched(t, ctx, "opkit node 901", ok.Node.RPCEndpoint()),
-		dialWatched(t, ctx, "op-node 902", op.Node.HTTPEndpoint()),
+		dialWatched(t, ctx, "op-node 902", op.Node.RPCEndpoint()),
 	}
 	// The supervisor's own view: a node's cross heads are what the supervisor promoted.
 	supView := func() string {

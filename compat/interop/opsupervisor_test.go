@@ -10,67 +10,55 @@ import (
 	"time"
 
 	"github.com/ethereum-optimism/optimism/op-service/eth"
-	"github.com/ethereum-optimism/optimism/op-supervisor/config"
-	opsupervisor "github.com/ethereum-optimism/optimism/op-supervisor/supervisor"
 	"github.com/ethereum-optimism/optimism/op-supervisor/supervisor/backend/depset"
-	"github.com/ethereum-optimism/optimism/op-supervisor/supervisor/backend/syncnode"
-	"github.com/ethereum-optimism/optimism/op-supervisor/supervisor/types"
 	gethrpc "github.com/ethereum/go-ethereum/rpc"
 
+	"github.com/opkit/opkit/compat/peers"
 	"github.com/opkit/opkit/devnet"
 	oketh "github.com/opkit/opkit/eth"
 )
 
 // startOPSupervisor runs op-supervisor v1.16.13's whole service (its backend with its
-// databases, L1 processor and a syncnode controller per node) managing the nodes of dn.
-func startOPSupervisor(t *testing.T, ctx context.Context, dn *devnet.InteropDevnet) *opsupervisor.SupervisorService {
+// databases, L1 processor and a syncnode controller per node; the peers harness's process)
+// managing the nodes of dn, configured from the files the devnet wrote in dataDir: each
+// chain's rollup.json, the dependency set, the nodes' JWT secrets.
+func startOPSupervisor(t *testing.T, ctx context.Context, dn *devnet.InteropDevnet, dataDir string) *peers.OpSupervisor {
 	t.Helper()
-	hdr := dn.L1.Backend().BlockChain().Genesis().Header()
-	rollups := make(map[eth.ChainID]*depset.StaticRollupConfig)
-	deps := make(map[eth.ChainID]*depset.StaticConfigDependency)
-	nodes := &syncnode.CLISyncNodes{}
+	rollupPaths := filepath.Join(dataDir, "*", "rollup.json")
+	// op-supervisor's own loaders read the devnet's files as it will: interop is
+	// scheduled at genesis, so op-supervisor anchors each chain at its L2 genesis.
+	rollups, err := (&depset.JSONRollupConfigsLoader{PathPattern: rollupPaths, L1RPCURL: dn.L1.HTTPEndpoint()}).LoadRollupConfigSet(ctx)
+	if err != nil {
+		t.Fatalf("op-supervisor reads the devnet's rollup.json files: %v", err)
+	}
+	depSet, err := (&depset.JSONDependencySetLoader{Path: dn.DependencySetPath}).LoadDependencySet()
+	if err != nil {
+		t.Fatalf("op-supervisor reads the devnet's dependency set: %v", err)
+	}
+	cfg := peers.OpSupervisorConfig{
+		L1: dn.L1, RollupConfigPaths: rollupPaths, DependencySetPath: dn.DependencySetPath, Dir: t.TempDir(),
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLevel()})).With("system", "op-supervisor"),
+	}
+	if testLevel() < slog.LevelWarn {
+		cfg.ExtraFlags = append(cfg.ExtraFlags, "--log.level=info")
+	}
 	for _, c := range dn.Chains {
 		id := eth.ChainIDFromUInt64(uint64(c.ID))
-		g := c.Rollup.Genesis
-		if g.L1.Hash != hdr.Hash() {
-			t.Fatalf("chain %s starts after L1 block %s, not the L1 genesis", c.ID, g.L1)
+		if !rollups.HasChain(id) || !depSet.HasChain(id) {
+			t.Fatalf("op-supervisor does not find chain %s in the devnet's files", c.ID)
 		}
-		rollups[id] = &depset.StaticRollupConfig{
-			Genesis: depset.Genesis{
-				L1: types.BlockSeal{Hash: g.L1.Hash, Number: g.L1.Number, Timestamp: hdr.Time},
-				L2: types.BlockSeal{Hash: g.L2.Hash, Number: g.L2.Number, Timestamp: g.L2Time},
-			},
-			BlockTime: c.Rollup.BlockTime, InteropTime: c.Rollup.InteropTime,
+		if g := rollups.Genesis(id); g.L2.Hash != c.Rollup.Genesis.L2.Hash || !rollups.IsInterop(id, g.L2.Timestamp) {
+			t.Fatalf("op-supervisor reads chain %s's rollup.json as genesis %+v, interop at genesis %v", c.ID, g, rollups.IsInterop(id, g.L2.Timestamp))
 		}
-		deps[id] = &depset.StaticConfigDependency{}
-		nodes.Endpoints = append(nodes.Endpoints, c.Node.InteropEndpoint())
-		nodes.JWTSecretPaths = append(nodes.JWTSecretPaths, c.SecretPath)
+		cfg.Nodes = append(cfg.Nodes, c.Node.InteropEndpoint())
+		cfg.JWTSecretPaths = append(cfg.JWTSecretPaths, c.SecretPath)
 	}
-	depSet, err := depset.NewStaticConfigDependencySet(deps)
+	sup, err := peers.StartOpSupervisor(ctx, cfg)
 	if err != nil {
-		t.Fatal(err)
-	}
-	full, err := depset.NewFullConfigSetMerged(depset.StaticRollupConfigSet(rollups), depSet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.NewConfig(dn.L1.HTTPEndpoint(), nodes, full, filepath.Join(t.TempDir(), "op-supervisor"))
-	cfg.RPC.ListenAddr, cfg.RPC.ListenPort = "127.0.0.1", 0
-	if err := cfg.Check(); err != nil {
-		t.Fatal(err)
-	}
-	logger := opLogger("op-supervisor")
-	sup, err := opsupervisor.SupervisorFromConfig(ctx, cfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sup.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := sup.Stop(stopCtx); err != nil {
+		if err := sup.Close(); err != nil {
 			t.Errorf("stop op-supervisor: %v", err)
 		}
 	})
@@ -84,9 +72,14 @@ func startOPSupervisor(t *testing.T, ctx context.Context, dn *devnet.InteropDevn
 func TestOPSupervisorManagesOpkitNodes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
+	// Built before the devnet starts, so that its chains do not run ahead meanwhile.
+	if err := peers.Build(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
 	dn, err := devnet.StartInterop(ctx, devnet.InteropConfig{
 		ChainIDs: []uint64{901, 902}, NoSupervisor: true, L1BlockTime: time.Second, L2BlockTime: 1, SequencerL1Confs: 6,
-		L1PollInterval: 100 * time.Millisecond, DataDir: t.TempDir(),
+		L1PollInterval: 100 * time.Millisecond, DataDir: dataDir,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLevel()})),
 	})
 	if err != nil {
@@ -97,8 +90,8 @@ func TestOPSupervisorManagesOpkitNodes(t *testing.T) {
 			t.Errorf("close devnet: %v", err)
 		}
 	})
-	sup := startOPSupervisor(t, ctx, dn)
-	supRPC, err := gethrpc.DialContext(ctx, sup.RPC())
+	sup := startOPSupervisor(t, ctx, dn, dataDir)
+	supRPC, err := gethrpc.DialContext(ctx, sup.RPCEndpoint())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,23 +30,27 @@ var opNodeMain []byte
 //go:embed cmd/op-batcher/main.go
 var opBatcherMain []byte
 
+//go:embed cmd/op-supervisor/main.go
+var opSupervisorMain []byte
+
 var (
 	buildOnce sync.Once
 	buildDir  string
 	buildErr  error
 )
 
-// Build makes sure the op-node and op-batcher binaries are built, so that a test can do
-// it before its own clock starts; the first StartOpNode or StartBatcher does it otherwise.
+// Build makes sure the op-node, op-batcher and op-supervisor binaries are built, so that a
+// test can do it before its own clock starts; the first StartOpNode, StartBatcher or
+// StartOpSupervisor does it otherwise.
 func Build(ctx context.Context) error {
 	_, err := binaries(ctx)
 	return err
 }
 
-// binaries builds the op-node and op-batcher commands once per cache key: the commands'
-// sources, the compat module's resolved module graph and the Go version. Linking them
-// takes half a minute on a loaded machine, so the result is kept in the user cache
-// directory across test runs.
+// binaries builds the op-node, op-batcher and op-supervisor commands once per cache key:
+// the commands' sources, the compat module's resolved module graph and the Go version.
+// Linking them takes half a minute on a loaded machine, so the result is kept in the user
+// cache directory across test runs.
 func binaries(ctx context.Context) (string, error) {
 	buildOnce.Do(func() { buildDir, buildErr = build(ctx) })
 	return buildDir, buildErr
@@ -60,7 +64,7 @@ func build(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("list modules: %w", err)
 	}
 	h := sha256.New()
-	for _, part := range [][]byte{opNodeMain, opBatcherMain, mods, []byte(runtime.Version())} {
+	for _, part := range [][]byte{opNodeMain, opBatcherMain, opSupervisorMain, mods, []byte(runtime.Version())} {
 		fmt.Fprintf(h, "%d:", len(part))
 		h.Write(part)
 	}
@@ -70,7 +74,7 @@ func build(ctx context.Context) (string, error) {
 		cache = os.TempDir()
 	}
 	dir := filepath.Join(cache, "opkit-peers", key)
-	if fileExists(filepath.Join(dir, "op-node")) && fileExists(filepath.Join(dir, "op-batcher")) {
+	if fileExists(filepath.Join(dir, "op-node")) && fileExists(filepath.Join(dir, "op-batcher")) && fileExists(filepath.Join(dir, "op-supervisor")) {
 		return dir, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
@@ -82,9 +86,10 @@ func build(ctx context.Context) (string, error) {
 	}
 	defer os.RemoveAll(tmp)
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", tmp+string(filepath.Separator),
-		"github.com/opkit/opkit/compat/peers/cmd/op-node", "github.com/opkit/opkit/compat/peers/cmd/op-batcher")
+		"github.com/opkit/opkit/compat/peers/cmd/op-node", "github.com/opkit/opkit/compat/peers/cmd/op-batcher",
+		"github.com/opkit/opkit/compat/peers/cmd/op-supervisor")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build op-node and op-batcher: %w\n%s", err, out)
+		return "", fmt.Errorf("build op-node, op-batcher and op-supervisor: %w\n%s", err, out)
 	}
 	// Another test process may have finished the same build first; either copy is good.
 	if err := os.Rename(tmp, dir); err != nil && !fileExists(filepath.Join(dir, "op-node")) {

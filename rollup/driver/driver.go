@@ -555,6 +555,9 @@ func (s *Driver) eventLoop() {
 			default:
 			}
 			err := s.d.Pipeline.Step(ctx)
+			if err != nil && ctx.Err() != nil {
+				return // stopping: the step was cut short, not failed
+			}
 			attempts++ // reset below when the step made healthy progress
 			outcome := stepOutcome(err)
 			s.d.Metrics.RecordStep(outcome)

@@ -65,9 +65,7 @@ type managedNode struct {
 	// Loop-owned: touched only on the driver's event loop.
 	lastL1     eth.L1BlockRef // the newest L1 block derivation may read
 	lastOrigin eth.L1BlockRef // the origin last reported
-	// reported is the newest local-safe block reported to the supervisor.
-	reported  eth.L2BlockRef
-	resetKind int
+	resetKind  int
 	// exhaustSent is when exhaustL1 was last sent for the pending wait.
 	exhaustSent time.Time
 
@@ -151,7 +149,6 @@ func (m *managedNode) resetDerivation(ctx context.Context) error {
 	m.p.d.(l1Limiter).SetL1Limit(m.lastL1.Number)
 	m.setExhausted(nil)
 	m.lastOrigin = origin
-	m.reported = h.LocalSafe
 	if h.LocalSafe.Number == m.n.cfg.Rollup.Genesis.L2.Number {
 		m.setSafeSource(origin)
 	}
@@ -196,42 +193,12 @@ func (m *managedNode) afterNext(err error) error {
 	return err
 }
 
-// derived reports a new local-safe block, and before it every block of its span batch:
-// local-safe moves only at the end of a span batch, but a supervisor records the chain
-// block by block (the OP Stack's refuses a derived block that does not build on the last
-// it recorded, and resets the node), so each block is reported as derived from the L1
-// block that concluded the batch, which is when each became local-safe.
+// derived reports a new local-safe block. Under Holocene every derived block is
+// local-safe as soon as it is derived (span batches included), so the supervisor, which
+// records the chain block by block and resets a node that skips one, sees each block.
 func (m *managedNode) derived(ref eth.L2BlockRef, from eth.L1BlockRef) {
-	for _, b := range m.spanBefore(ref) {
-		m.srv.DerivationUpdate(from, b.BlockRef())
-	}
 	m.setSafeSource(from)
 	m.srv.DerivationUpdate(from, ref.BlockRef())
-	m.reported = ref
-}
-
-// spanBefore is the blocks between the last local-safe block reported and ref, oldest
-// first, read back from ref by parent hash so that they are ref's chain.
-func (m *managedNode) spanBefore(ref eth.L2BlockRef) []eth.L2BlockRef {
-	last := m.reported
-	if last.Hash == (common.Hash{}) || ref.Number <= last.Number+1 {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out := make([]eth.L2BlockRef, ref.Number-last.Number-1)
-	h := ref.ParentHash
-	for i := len(out) - 1; i >= 0; i-- {
-		b, err := m.n.engine.BlockRefByHash(ctx, h)
-		if err != nil {
-			// The supervisor then sees a gap and resets the node, which derives the span
-			// again.
-			m.n.log.Warn("cannot read a block of the span batch to report it", "block", h, "local_safe", ref.ID(), "err", err)
-			return nil
-		}
-		out[i], h = b, b.ParentHash
-	}
-	return out
 }
 
 func (m *managedNode) setExhausted(p *eth.DerivedBlockRefPair) {

@@ -21,11 +21,19 @@ import (
 
 const version = "v1.16.13"
 
+// managedFlag runs op-node in managed mode (its config's SupervisorEnabled, which op-node
+// v1.16.13's command line sets nowhere): with --interop.rpc.addr, op-node then serves a
+// supervisor on its interop RPC and derives only the L1 blocks the supervisor provides.
+var managedFlag = &cli.BoolFlag{
+	Name:  "harness.managed",
+	Usage: "Run in managed mode, driven by a supervisor over the interop RPC",
+}
+
 func main() {
 	oplog.SetupDefaults()
 	app := cli.NewApp()
 	app.Version = version
-	app.Flags = cliapp.ProtectFlags(flags.Flags)
+	app.Flags = append(cliapp.ProtectFlags(flags.Flags), managedFlag)
 	app.Name = "op-node"
 	app.Action = cliapp.LifecycleCmd(rollupNodeMain)
 	ctx := ctxinterrupt.WithSignalWaiterMain(context.Background())
@@ -42,6 +50,7 @@ func rollupNodeMain(ctx *cli.Context, closeApp context.CancelCauseFunc) (cliapp.
 		return nil, fmt.Errorf("unable to create the rollup node config: %w", err)
 	}
 	cfg.Cancel = closeApp
+	cfg.SupervisorEnabled = ctx.Bool(managedFlag.Name)
 	n, err := node.New(ctx.Context, cfg, logger, version, metrics.NewMetrics("default", nil), nil)
 	if err != nil {
 		return nil, fmt.Errorf("unable to create the rollup node: %w", err)
