@@ -1,0 +1,276 @@
+//go:build linux
+
+package node_test
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/opkit/opkit/devnet"
+	"github.com/opkit/opkit/eth"
+	"github.com/opkit/opkit/rollup/clock"
+)
+
+// buildOpkit builds the opkit binary, so that the supervisor runs as a process of its
+// own and can be killed like one.
+func buildOpkit(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "opkit")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/opkit/opkit/cmd/opkit").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build ./cmd/opkit: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// supervisorProcess is `opkit supervisor` running as a child process, logging to a file.
+type supervisorProcess struct {
+	cmd     *exec.Cmd
+	logPath string
+	done    chan struct{}
+}
+
+func startSupervisorProcess(t *testing.T, bin string, d *devnet.InteropDevnet, dataDir string) *supervisorProcess {
+	t.Helper()
+	args := []string{"--log.level=info", "supervisor",
+		"--l1=" + d.L1.HTTPEndpoint(), "--dependency-set=" + d.DependencySetPath, "--datadir=" + dataDir,
+		"--rpc.port=0", "--metrics.port=0", "--l1.poll-interval=50ms", "--reassert-interval=2s", "--status-interval=1s"}
+	for _, c := range d.Chains {
+		args = append(args, "--node="+c.Node.InteropEndpoint(), "--jwt-secret="+c.SecretPath)
+	}
+	logFile, err := os.CreateTemp(t.TempDir(), "supervisor-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close() // the child holds its own descriptor
+	p := &supervisorProcess{cmd: exec.Command(bin, args...), logPath: logFile.Name(), done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start opkit supervisor: %v", err)
+	}
+	go func() {
+		_ = p.cmd.Wait() // killed: the exit status is the signal's
+		close(p.done)
+	}()
+	t.Cleanup(func() { p.kill(t) })
+	return p
+}
+
+// kill sends SIGKILL (os.Process.Kill on Linux): the supervisor gets no chance to flush
+// or close its database.
+func (p *supervisorProcess) kill(t *testing.T) {
+	t.Helper()
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Errorf("kill opkit supervisor: %v", err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Errorf("opkit supervisor %d did not exit after SIGKILL", p.cmd.Process.Pid)
+	}
+}
+
+// lines returns the lines of the supervisor's log that contain any of subs.
+func (p *supervisorProcess) lines(t *testing.T, subs ...string) []string {
+	t.Helper()
+	f, err := os.Open(p.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		l := strings.ToLower(sc.Text())
+		for _, s := range subs {
+			if strings.Contains(l, s) {
+				out = append(out, sc.Text())
+				break
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// crossSafeFloor polls each chain's sync status until stopped and keeps the lowest
+// cross-safe head it saw: a supervisor that lost promotions in the kill would reset the
+// nodes below what they had been told was cross-safe, if only for a moment.
+type crossSafeFloor struct {
+	mu     sync.Mutex
+	min    []uint64
+	errs   []error
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	chains []*interopChain
+}
+
+func watchCrossSafe(chains []*interopChain) *crossSafeFloor {
+	w := &crossSafeFloor{min: make([]uint64, len(chains)), stop: make(chan struct{}), chains: chains}
+	for i := range w.min {
+		w.min[i] = ^uint64(0)
+	}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			for i, c := range chains {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				var st eth.SyncStatus
+				err := c.rpc.CallContext(ctx, &st, "optimism_syncStatus")
+				cancel()
+				w.mu.Lock()
+				if err != nil {
+					w.errs = append(w.errs, err)
+				} else {
+					w.min[i] = min(w.min[i], st.SafeL2.Number)
+				}
+				w.mu.Unlock()
+			}
+			select {
+			case <-w.stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return w
+}
+
+func (w *crossSafeFloor) close() ([]uint64, []error) {
+	close(w.stop)
+	w.wg.Wait()
+	return w.min, w.errs
+}
+
+// `opkit supervisor`, a process of its own managing the two nodes of the interop devnet,
+// is killed with SIGKILL while it is promoting blocks (cross-safe has advanced on both
+// chains and local-safe is ahead of it on one) and started again on the same database:
+// it opens the database cleanly, no node's cross-safe head ever goes below where it was
+// at the kill, every block that was cross-safe keeps its hash, and cross-safe comes back
+// to local-safe on both chains and keeps advancing.
+func TestSupervisorProcessKilledAndRestarted(t *testing.T) {
+	// Built before the devnet starts, so that its chains do not run ahead meanwhile.
+	bin := buildOpkit(t)
+	d, chains := startInteropWith(t, devnet.InteropConfig{
+		NoSupervisor: true, L1BlockTime: 2 * time.Second, L2BlockTime: 1,
+		Clock: clock.Scaled(time.Now(), interopSpeed(4)), L1PollInterval: 50 * time.Millisecond,
+	})
+	dataDir := filepath.Join(t.TempDir(), "supervisor")
+	sup := startSupervisorProcess(t, bin, d, dataDir)
+
+	// Promotions flowing: on each chain cross-safe has moved at least twice since the
+	// supervisor started, and on one local-safe is ahead of cross-safe (a promotion is
+	// pending) at the moment of the kill.
+	first := make([]uint64, len(chains))
+	seen := make([]map[uint64]bool, len(chains))
+	for i := range seen {
+		seen[i] = map[uint64]bool{}
+	}
+	deadline := time.Now().Add(slack(60 * time.Second))
+	for {
+		flowing, pending := true, false
+		for i, c := range chains {
+			st := c.status()
+			if len(seen[i]) == 0 {
+				first[i] = st.SafeL2.Number
+			}
+			seen[i][st.SafeL2.Number] = true
+			if len(seen[i]) < 3 || st.SafeL2.Number == 0 {
+				flowing = false
+			}
+			if st.LocalSafeL2.Number > st.SafeL2.Number {
+				pending = true
+			}
+		}
+		if flowing && pending {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for cross-safe to advance twice on both chains with a promotion pending: %d, %d cross-safe heights seen", len(seen[0]), len(seen[1]))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	sup.kill(t)
+
+	// What the nodes hold as cross-safe now is everything the killed supervisor promoted.
+	before := make([]*eth.SyncStatus, len(chains))
+	was := make([]map[uint64]promoted, len(chains))
+	for i, c := range chains {
+		before[i] = c.status()
+		was[i] = map[uint64]promoted{}
+		c.snapshot(before[i].SafeL2.Number, was[i])
+		t.Logf("chain %s at the kill: cross-safe %d (from %d), local-safe %d, cross-unsafe %d, unsafe %d",
+			c.c.ID, before[i].SafeL2.Number, first[i], before[i].LocalSafeL2.Number, before[i].CrossUnsafeL2.Number, before[i].UnsafeL2.Number)
+	}
+	floor := watchCrossSafe(chains)
+	floorClosed := false
+	defer func() {
+		if !floorClosed {
+			floor.close()
+		}
+	}()
+
+	sup2 := startSupervisorProcess(t, bin, d, dataDir)
+	waitFor(t, 30*time.Second, "the restarted supervisor to open its database and listen", func() bool {
+		select {
+		case <-sup2.done:
+			log, _ := os.ReadFile(sup2.logPath)
+			t.Fatalf("the restarted supervisor exited:\n%s", log)
+		default:
+		}
+		return len(sup2.lines(t, "supervisor listening")) > 0
+	})
+
+	// Cross-safe comes back to local-safe, past where local-safe was at the kill.
+	for i, c := range chains {
+		target := before[i].LocalSafeL2.Number + 2
+		c.waitStatus(slack(60*time.Second), "local-safe past where it was at the kill", func(st *eth.SyncStatus) bool { return st.LocalSafeL2.Number >= target })
+	}
+	after, resume := settle(t, d, chains)
+	resume()
+	mins, errs := floor.close()
+	floorClosed = true
+	for _, err := range errs {
+		t.Errorf("optimism_syncStatus while the supervisor restarted: %v", err)
+	}
+	for i, c := range chains {
+		if mins[i] < before[i].SafeL2.Number {
+			t.Errorf("chain %s: cross-safe went down to %d after the restart, it was %d at the kill", c.c.ID, mins[i], before[i].SafeL2.Number)
+		}
+		c.checkKept(after[i], was[i], 0)
+		t.Logf("chain %s after the restart: cross-safe = local-safe = %d (lowest cross-safe seen %d)", c.c.ID, after[i].SafeL2.Number, mins[i])
+	}
+	// And it keeps advancing under the restarted supervisor.
+	for i, c := range chains {
+		n := after[i].SafeL2.Number + 2
+		c.waitStatus(slack(60*time.Second), "cross-safe advancing after the restart", func(st *eth.SyncStatus) bool { return st.SafeL2.Number >= n })
+	}
+	// The database opened cleanly after the kill: nothing in the restarted supervisor's log
+	// speaks of corruption or a failure to open it.
+	if bad := sup2.lines(t, "corrupt", "supervisor database", "decode ", "pebble"); len(bad) > 0 {
+		t.Errorf("the restarted supervisor's log:\n%s", strings.Join(bad, "\n"))
+	}
+	for _, l := range sup2.lines(t, "level=error") {
+		t.Logf("restarted supervisor: %s", l)
+	}
+}
