@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
+
 	"github.com/opkit/opkit/devnet"
 	"github.com/opkit/opkit/eth"
 	"github.com/opkit/opkit/rollup/clock"
@@ -210,7 +212,12 @@ func TestSupervisorProcessKilledAndRestarted(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// A message initiated on 901 and executed on 902 just before the kill: its blocks are
+	// at most cross-unsafe then, so the restarted supervisor decides them from its database.
+	a, b := chains[0], chains[1]
+	initR, execR := sendMessage(t, a, b, "across a kill")
 	sup.kill(t)
+	t.Logf("killed the supervisor with the message initiated in 901's block %d and executed in 902's block %d", initR.BlockNumber, execR.BlockNumber)
 
 	// What the nodes hold as cross-safe now is everything the killed supervisor promoted.
 	before := make([]*eth.SyncStatus, len(chains))
@@ -241,9 +248,11 @@ func TestSupervisorProcessKilledAndRestarted(t *testing.T) {
 		return len(sup2.lines(t, "supervisor listening")) > 0
 	})
 
-	// Cross-safe comes back to local-safe, past where local-safe was at the kill.
+	// Cross-safe comes back to local-safe, past where local-safe was at the kill and past
+	// the message's blocks.
+	msgBlock := []uint64{initR.BlockNumber.Uint64(), execR.BlockNumber.Uint64()}
 	for i, c := range chains {
-		target := before[i].LocalSafeL2.Number + 2
+		target := max(before[i].LocalSafeL2.Number+2, msgBlock[i])
 		c.waitStatus(slack(60*time.Second), "local-safe past where it was at the kill", func(st *eth.SyncStatus) bool { return st.LocalSafeL2.Number >= target })
 	}
 	after, resume := settle(t, d, chains)
@@ -259,6 +268,19 @@ func TestSupervisorProcessKilledAndRestarted(t *testing.T) {
 		}
 		c.checkKept(after[i], was[i], 0)
 		t.Logf("chain %s after the restart: cross-safe = local-safe = %d (lowest cross-safe seen %d)", c.c.ID, after[i].SafeL2.Number, mins[i])
+	}
+	for _, x := range []struct {
+		i int
+		c *interopChain
+		n uint64
+		h common.Hash
+	}{{0, a, initR.BlockNumber.Uint64(), initR.BlockHash}, {1, b, execR.BlockNumber.Uint64(), execR.BlockHash}} {
+		if x.n > after[x.i].SafeL2.Number {
+			t.Errorf("chain %s: message block %d is not cross-safe (cross-safe %d)", x.c.c.ID, x.n, after[x.i].SafeL2.Number)
+		}
+		if got := x.c.blockHash(x.n); got != x.h {
+			t.Errorf("chain %s: message block %d was replaced: %s, was %s", x.c.c.ID, x.n, got, x.h)
+		}
 	}
 	// And it keeps advancing under the restarted supervisor.
 	for i, c := range chains {
