@@ -166,7 +166,8 @@ func (w *crossSafeFloor) close() ([]uint64, []error) {
 
 // `opkit supervisor`, a process of its own managing the two nodes of the interop devnet,
 // is killed with SIGKILL while it is promoting blocks (cross-safe has advanced on both
-// chains and local-safe is ahead of it on one) and started again on the same database:
+// chains with local-safe ahead of it on one, and a cross-chain message has just been
+// included, not yet cross-safe) and started again on the same database:
 // it opens the database cleanly, no node's cross-safe head ever goes below where it was
 // at the kill, every block that was cross-safe keeps its hash, and cross-safe comes back
 // to local-safe on both chains and keeps advancing.
@@ -182,7 +183,7 @@ func TestSupervisorProcessKilledAndRestarted(t *testing.T) {
 
 	// Promotions flowing: on each chain cross-safe has moved at least twice since the
 	// supervisor started, and on one local-safe is ahead of cross-safe (a promotion is
-	// pending) at the moment of the kill.
+	// pending).
 	first := make([]uint64, len(chains))
 	seen := make([]map[uint64]bool, len(chains))
 	for i := range seen {
@@ -213,7 +214,8 @@ func TestSupervisorProcessKilledAndRestarted(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	// A message initiated on 901 and executed on 902 just before the kill: its blocks are
-	// at most cross-unsafe then, so the restarted supervisor decides them from its database.
+	// not cross-safe yet (cross-safe lags unsafe by the batcher's channels), so the
+	// restarted supervisor decides them from its database and the nodes.
 	a, b := chains[0], chains[1]
 	initR, execR := sendMessage(t, a, b, "across a kill")
 	sup.kill(t)
