@@ -51,6 +51,7 @@ func devnetCommand() *cli.Command {
 			&cli.IntFlag{Name: "collector.metrics.port", Value: 7303, Usage: "collector /metrics and /health port (0 picks a free port)", EnvVars: envVars(cmd, "collector.metrics.port")},
 			&cli.StringFlag{Name: "chains", Usage: "run an interop devnet instead: these L2 chain IDs (e.g. 901,902), each with a node in managed mode and a batcher, under opkit supervisor", EnvVars: envVars(cmd, "chains")},
 			&cli.BoolFlag{Name: "supervisor", Value: true, Usage: "with --chains: run opkit supervisor (--supervisor=false prints each node's managed endpoint and JWT for an external one)", EnvVars: envVars(cmd, "supervisor")},
+			&cli.BoolFlag{Name: "interop.mempool-filtering", Usage: "with --chains: each op-geth refuses pool transactions whose executing messages opkit supervisor rejects (supervisor_checkAccessList); off, an invalid message reaches a block and the supervisor has it replaced", EnvVars: envVars(cmd, "interop.mempool-filtering")},
 			&cli.IntFlag{Name: "load", Value: 0, Usage: "send this many transactions of a varied mix to every L2 block (0: none)", EnvVars: envVars(cmd, "load")},
 			&cli.Uint64Flag{Name: "collector.window", Value: collector.DefaultWindow, Usage: "L2 blocks the collector keeps", EnvVars: envVars(cmd, "collector.window")},
 		},

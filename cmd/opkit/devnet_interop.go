@@ -41,6 +41,9 @@ func runInteropDevnet(c *cli.Context) error {
 	if c.Duration("status-interval") <= 0 {
 		return fmt.Errorf("--status-interval: must be positive")
 	}
+	if c.Bool("interop.mempool-filtering") && !c.Bool("supervisor") {
+		return fmt.Errorf("--interop.mempool-filtering: the pools ask opkit supervisor, which --supervisor=false leaves out")
+	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	root := slog.Default()
@@ -55,7 +58,7 @@ func runInteropDevnet(c *cli.Context) error {
 		DataDir: c.String("datadir"), ChainIDs: ids, L1ChainID: c.Uint64("l1.chain-id"),
 		L1BlockTime: c.Duration("l1.block-time"), L2BlockTime: c.Uint64("l2.block-time"),
 		NoSupervisor: !c.Bool("supervisor"), SequencerL1Confs: c.Uint64("sequencer.l1-confs"),
-		MaxChannelDuration: channelDuration, Logger: root,
+		MaxChannelDuration: channelDuration, MempoolFiltering: c.Bool("interop.mempool-filtering"), Logger: root,
 	})
 	if err != nil {
 		return err

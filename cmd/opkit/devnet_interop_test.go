@@ -20,6 +20,12 @@ func TestInteropDevnetFlagErrorsNameTheFlag(t *testing.T) {
 			t.Errorf("%v: error %v does not name --chains", args[2:], err)
 		}
 	}
+	app := newApp()
+	app.Writer = &bytes.Buffer{}
+	err := app.Run([]string{"opkit", "devnet", "--chains", "901,902", "--supervisor=false", "--interop.mempool-filtering"})
+	if err == nil || !strings.Contains(err.Error(), "--interop.mempool-filtering") {
+		t.Errorf("mempool filtering without the supervisor: error %v does not name the flag", err)
+	}
 }
 
 // `opkit devnet --chains 901,902 --supervisor=false` prints each node's managed endpoint
