@@ -183,8 +183,12 @@ func New(ctx context.Context, cfg Config, codec Codec) (*Batcher, error) {
 type Status struct {
 	// DA is where the next channel goes: calldata, blobs or altda.
 	DA string
-	// PendingBlocks are loaded L2 blocks not yet in a submitted channel; PendingBytes
-	// their size.
+	// PendingBlocks are the loaded L2 blocks not yet on L1 in full: in the open
+	// channel, in a closed channel with a frame not yet sent, or sent and not yet
+	// confirmed (NumConfirmations deep), and blocks not yet in any channel. Blocks of a
+	// channel whose every frame is confirmed are left out, though they stay loaded
+	// until the rollup node reports them safe. PendingBytes is their size: the
+	// transactions' encoded bytes, deposits excluded; the throttle acts on it.
 	PendingBlocks int
 	PendingBytes  int
 	// AltDAAvoided is set while an AltDA batcher stays on Ethereum DA after a 503.

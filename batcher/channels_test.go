@@ -167,9 +167,80 @@ func TestChannelsCloseWhenFull(t *testing.T) {
 	if got := readChannels(t, tds); !equalU64(got, wantTimes(blocks)) {
 		t.Fatalf("channels carry blocks %v, want %v", got, wantTimes(blocks))
 	}
-	if m.Pending() != 0 {
-		t.Fatalf("%d blocks left out", m.Pending())
+	// Every block is in a channel, none is on L1 yet.
+	if m.Pending() != len(blocks) {
+		t.Fatalf("%d blocks pending before any confirmation, want %d", m.Pending(), len(blocks))
 	}
+	for _, td := range tds {
+		m.TxConfirmed(td.ID, eth.BlockID{Number: 5})
+	}
+	if m.Pending() != 0 || m.PendingBytes() != 0 {
+		t.Fatalf("%d blocks (%d bytes) pending after every frame was confirmed", m.Pending(), m.PendingBytes())
+	}
+}
+
+// Pending counts the blocks not yet on L1 in full: those in the open channel, in a
+// closed channel with frames unsent or unconfirmed; it drops a channel's blocks once its
+// last frame is confirmed. PendingBytes is their transactions' size.
+func TestPendingCountsBlocksUntilTheirChannelIsConfirmed(t *testing.T) {
+	m := newTestManager(t, 300, 40, 0) // room for the six blocks in one channel of several frames
+	blocks := testBlocks(9, 3)
+	m.Clear(eth.BlockID{Number: 3})
+	size := func(bs []*types.Block) int {
+		n := 0
+		for _, b := range bs {
+			for _, tx := range b.Transactions() {
+				if tx.Type() != types.DepositTxType {
+					n += int(tx.Size())
+				}
+			}
+		}
+		return n
+	}
+	check := func(what string, want []*types.Block) {
+		t.Helper()
+		if m.Pending() != len(want) || m.PendingBytes() != size(want) {
+			t.Fatalf("%s: %d blocks (%d bytes) pending, want %d (%d bytes)", what, m.Pending(), m.PendingBytes(), len(want), size(want))
+		}
+	}
+	addAll(t, m, blocks[:6])
+	if err := m.Step(eth.L1BlockRef{Number: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if m.OpenChannels() != 1 {
+		t.Fatal("no open channel")
+	}
+	if size(blocks[:6]) == 0 {
+		t.Fatal("test blocks carry no transactions")
+	}
+	check("in the open channel", blocks[:6])
+	if err := m.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	check("closed, nothing sent", blocks[:6])
+	tds := drain(m)
+	if len(tds) < 2 || tds[0].Channel != tds[len(tds)-1].Channel {
+		t.Fatalf("want one multi-frame channel, got %d transactions", len(tds))
+	}
+	check("sent, none confirmed", blocks[:6])
+	for _, td := range tds[:len(tds)-1] {
+		m.TxConfirmed(td.ID, eth.BlockID{Number: 5})
+	}
+	m.TxFailed(tds[len(tds)-1].ID)
+	check("last frame failed", blocks[:6])
+	last := drain(m)
+	if len(last) != 1 {
+		t.Fatalf("%d transactions resent, want 1", len(last))
+	}
+	addAll(t, m, blocks[6:])
+	if err := m.Step(eth.L1BlockRef{Number: 5}); err != nil {
+		t.Fatal(err)
+	}
+	check("old channel in flight, new one open", blocks)
+	m.TxConfirmed(last[0].ID, eth.BlockID{Number: 6})
+	check("old channel confirmed", blocks[6:])
+	m.PruneSafe(6)
+	check("old channel safe", blocks[6:])
 }
 
 func TestChannelClosesOnDuration(t *testing.T) {

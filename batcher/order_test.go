@@ -13,7 +13,8 @@ import (
 // sidecars are built in the reverse order: the first four sends wait for each other and
 // then finish their proofs last-first. Every channel lands on L1 in the order its blocks
 // were loaded, so the node never meets a span batch from the future, and no block is
-// posted twice (a reload would post them again).
+// posted twice (a reload would post them again). While the four are held, the status
+// counts their blocks as pending.
 func TestNoncesFollowChannelOrderWhenProofsFinishReversed(t *testing.T) {
 	e := startEnv(t)
 	ctx := testCtx(t, 120*time.Second)
@@ -35,7 +36,11 @@ func TestNoncesFollowChannelOrderWhenProofsFinishReversed(t *testing.T) {
 		mu      sync.Mutex
 		arrived int
 		all     = make(chan struct{})
+		release = make(chan struct{})
+		once    sync.Once
 	)
+	letGo := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(letGo) // before the batcher's Close, which waits for the sends
 	batcher.SetBeforeSidecar(b, func(string) {
 		mu.Lock()
 		i := arrived
@@ -48,7 +53,7 @@ func TestNoncesFollowChannelOrderWhenProofsFinishReversed(t *testing.T) {
 			return
 		}
 		select {
-		case <-all:
+		case <-release:
 		case <-ctx.Done():
 			return
 		}
@@ -63,6 +68,27 @@ func TestNoncesFollowChannelOrderWhenProofsFinishReversed(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("four sends were never in flight at once")
 	}
+	// Nothing of the four channels is on L1: their blocks, and those of the open
+	// channel, are pending, and no more than the node's unsafe blocks.
+	for {
+		st, err := e.syncStatus(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := b.Status().PendingBlocks
+		if p > int(st.UnsafeL2.Number-st.SafeL2.Number) {
+			t.Fatalf("%d blocks pending, only %d unsafe", p, st.UnsafeL2.Number-st.SafeL2.Number)
+		}
+		if p >= held {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("pending blocks read %d with %d channels held", p, held)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	letGo()
 	// The four held channels and a few after them.
 	e.waitL2(ctx, 14)
 	e.waitSafe(ctx, 12)
