@@ -5,7 +5,10 @@ import (
 	"errors"
 	"io"
 	"math/big"
+	"runtime"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ethereum/go-ethereum/core/types"
 
@@ -443,4 +446,72 @@ func TestBatchTypeSettings(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Once a channel is closed and framed, the manager lets go of its builder (and with it
+// the compressor, over a megabyte at zlib's best level) while the frames wait for their
+// confirmations: the garbage collector frees it. The open channel's builder is kept.
+func TestClosedChannelBuilderIsFreed(t *testing.T) {
+	rcfg := testRollup()
+	var opened, freed atomic.Int32
+	s := ChannelSettings{TargetNumFrames: 4, Compression: "zlib", BatchType: SpanBatchType}
+	m := channels.New(channels.Config{
+		Rollup: rcfg, SubSafetyMargin: 10,
+		NewChannelOut: func(p channels.Plan) (channels.ChannelOut, error) {
+			out, err := newChannelOut(rcfg, p, s)
+			if err == nil {
+				opened.Add(1)
+				runtime.AddCleanup(out.(*channelOut), func(struct{}) { freed.Add(1) }, struct{}{})
+			}
+			return out, err
+		},
+		Plan: func() channels.Plan {
+			return channels.Plan{DA: channels.Calldata, MaxFrameSize: 100_000, FramesPerTx: 1}
+		},
+	})
+	m.Clear(eth.BlockID{Number: 3})
+	blocks := testBlocks(6, 3)
+	for _, b := range blocks[:3] {
+		if err := m.AddBlock(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Step(eth.L1BlockRef{Number: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range blocks[3:] {
+		if err := m.AddBlock(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Step(eth.L1BlockRef{Number: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if opened.Load() != 2 {
+		t.Fatalf("%d channels opened, want 2", opened.Load())
+	}
+	// The closed channel's frames are not even sent: the manager still holds the
+	// channel, but not its builder.
+	deadline := time.Now().Add(10 * time.Second)
+	for freed.Load() == 0 && time.Now().Before(deadline) {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if freed.Load() != 1 {
+		t.Fatalf("%d channel builders freed, want the closed one only", freed.Load())
+	}
+	tds := drain(&managerT{Manager: m})
+	if len(tds) != 1 {
+		t.Fatalf("%d transactions from the closed channel", len(tds))
+	}
+	if got := readChannels(t, tds); !equalU64(got, wantTimes(blocks[:3])) {
+		t.Fatalf("closed channel carries %v", got)
+	}
+	if m.OpenChannels() != 1 {
+		t.Fatal("the open channel is gone")
+	}
+	runtime.KeepAlive(m)
 }

@@ -139,8 +139,8 @@ func (f Frame) FrameData() []byte { return append([]byte{0}, f.Bytes...) }
 type channel struct {
 	id       [16]byte
 	plan     Plan
-	out      ChannelOut
-	firstIdx uint64 // L2 number of its first block
+	out      ChannelOut // nil once the channel is closed and framed
+	firstIdx uint64     // L2 number of its first block
 	blocks   []*types.Block
 	oldest   eth.BlockID // oldest L1 origin
 	latest   eth.BlockID // latest L1 origin
@@ -457,6 +457,9 @@ func (m *Manager) closeCurrent(reason string) error {
 			break
 		}
 	}
+	// The frames are all cut: the builder (its compressor alone is over a megabyte at
+	// zlib's best level) is not needed while the frames wait for their confirmations.
+	c.out = nil
 	m.cfg.Events.ChannelClosed(c.plan, reason, len(c.blocks), c.input, c.output)
 	m.log.Info("channel closed", "channel", fmt.Sprintf("%x", c.id), "reason", reason, "da", c.plan.DA,
 		"blocks", len(c.blocks), "first", c.firstIdx, "frames", len(c.frames), "input_bytes", c.input, "output_bytes", c.output)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 
 	"github.com/ethereum/go-ethereum/core/types"
@@ -60,7 +61,8 @@ type ChannelOut interface {
 	// Close ends the channel; the rest of the data can then be output.
 	Close() error
 	// OutputFrame takes the next frame of at most maxSize encoded bytes; the frame
-	// with IsLast set ends a closed channel.
+	// with IsLast set ends a closed channel (a span channel answers io.EOF after it,
+	// having let go of its body).
 	OutputFrame(maxSize int) (Frame, error)
 }
 
@@ -182,8 +184,9 @@ type SpanChannelOut struct {
 	span    *SpanBatchBuilder
 	sealed  []byte // RLP of span batches completed under MaxBlocksPerSpanBatch
 	blocks  int
-	comp    *compressor
-	lastRLP int // RLP size the current body was compressed from
+	comp    *compressor // nil once the last frame is out
+	lastRLP int         // RLP size the current body was compressed from
+	input   int         // InputBytes once closed: the span builder is gone then
 	full    error
 	closed  bool
 	frames  framer
@@ -203,18 +206,34 @@ func NewSpanChannelOut(cfg ChannelOutConfig) (*SpanChannelOut, error) {
 		frames: framer{id: cfg.ID}}, nil
 }
 
-func (c *SpanChannelOut) ID() ChannelID   { return c.cfg.ID }
-func (c *SpanChannelOut) Blocks() int     { return c.blocks }
-func (c *SpanChannelOut) FullErr() error  { return c.full }
-func (c *SpanChannelOut) InputBytes() int { return c.rlpLen() }
+func (c *SpanChannelOut) ID() ChannelID  { return c.cfg.ID }
+func (c *SpanChannelOut) Blocks() int    { return c.blocks }
+func (c *SpanChannelOut) FullErr() error { return c.full }
+
+// InputBytes is the uncompressed RLP size of the channel.
+func (c *SpanChannelOut) InputBytes() int {
+	if c.span == nil {
+		return c.input
+	}
+	return c.rlpLen()
+}
 
 // ReadyBytes is zero until the channel is full or closed: before that the body is only
 // a trial compression that the next block replaces.
 func (c *SpanChannelOut) ReadyBytes() int {
-	if c.closed || c.full != nil {
+	if c.comp != nil && (c.closed || c.full != nil) {
 		return c.comp.out.Len()
 	}
 	return 0
+}
+
+// release drops what only building needed once the channel is closed: the compressor's
+// writer (some 1.3 MB of zlib state at its best level), the span builder and the RLP
+// scratch. The body stays until its last frame is out.
+func (c *SpanChannelOut) release() {
+	c.input = c.rlpLen()
+	c.span, c.sealed, c.scratch = nil, nil, nil
+	c.comp.w, c.comp.zw, c.comp.bw = nil, nil, nil
 }
 
 func (c *SpanChannelOut) rlpLen() int {
@@ -316,18 +335,28 @@ func (c *SpanChannelOut) Close() error {
 		return ErrChannelClosed
 	}
 	c.closed = true
-	if c.full != nil {
-		return nil
+	if c.full == nil {
+		if err := c.compress(); err != nil {
+			return err
+		}
 	}
-	return c.compress()
+	c.release()
+	return nil
 }
 
 // OutputFrame takes the next frame of the compressed body.
 func (c *SpanChannelOut) OutputFrame(maxSize int) (Frame, error) {
+	if c.comp == nil {
+		return Frame{}, io.EOF
+	}
 	body := &c.comp.out
 	if !c.closed && c.full == nil {
 		// Nothing is final yet.
 		body = new(bytes.Buffer)
 	}
-	return c.frames.next(body, c.closed, maxSize)
+	f, err := c.frames.next(body, c.closed, maxSize)
+	if err == nil && f.IsLast {
+		c.comp = nil // the body is all in frames now
+	}
+	return f, err
 }
