@@ -187,6 +187,10 @@ type SpanChannelOut struct {
 	comp    *compressor // nil once the last frame is out
 	lastRLP int         // RLP size the current body was compressed from
 	input   int         // InputBytes once closed: the span builder is gone then
+	// current: the body is the compression of exactly the blocks taken so far, so
+	// Close, or taking back a block that overshot, need not compress them again.
+	current bool
+	prev    []byte // the body before the trial with the block being added
 	full    error
 	closed  bool
 	frames  framer
@@ -232,7 +236,7 @@ func (c *SpanChannelOut) ReadyBytes() int {
 // scratch. The body stays until its last frame is out.
 func (c *SpanChannelOut) release() {
 	c.input = c.rlpLen()
-	c.span, c.sealed, c.scratch = nil, nil, nil
+	c.span, c.sealed, c.scratch, c.prev = nil, nil, nil, nil
 	c.comp.w, c.comp.zw, c.comp.bw = nil, nil, nil
 }
 
@@ -261,6 +265,7 @@ func (c *SpanChannelOut) rlp() ([]byte, error) {
 }
 
 func (c *SpanChannelOut) compress() error {
+	c.current = false
 	data, err := c.rlp()
 	if err != nil {
 		return err
@@ -295,6 +300,7 @@ func (c *SpanChannelOut) AddBlock(block *types.Block) (*rollup.L1BlockInfo, erro
 		c.span.Reset()
 	}
 	m := c.span.mark()
+	had := c.current
 	if err := c.span.AppendBlock(block.ParentHash(), info.Number, info.BlockHash, block.Time(), info.SequenceNumber, txs); err != nil {
 		return info, err
 	}
@@ -302,8 +308,11 @@ func (c *SpanChannelOut) AddBlock(block *types.Block) (*rollup.L1BlockInfo, erro
 	if uint64(rlpLen) > c.cfg.MaxRLPBytes {
 		c.span.restore(m)
 		c.full = fmt.Errorf("%w: %w: %d bytes, max %d", ErrChannelFull, ErrTooManyRLPBytes, rlpLen, c.cfg.MaxRLPBytes)
-		if err := c.compress(); err != nil {
-			return info, err
+		if !had {
+			if err := c.compress(); err != nil {
+				return info, err
+			}
+			c.current = true
 		}
 		return info, c.full
 	}
@@ -311,7 +320,13 @@ func (c *SpanChannelOut) AddBlock(block *types.Block) (*rollup.L1BlockInfo, erro
 	// that bound reaches the target.
 	if uint64(c.comp.out.Len()+rlpLen-c.lastRLP) < c.cfg.TargetSize {
 		c.blocks++
+		c.current = false
 		return info, nil
+	}
+	if had {
+		// Kept in case the block overshoots: restoring it is a copy, not a pass of the
+		// compressor over the whole channel.
+		c.prev = append(c.prev[:0], c.comp.out.Bytes()...)
 	}
 	if err := c.compress(); err != nil {
 		c.span.restore(m)
@@ -319,23 +334,30 @@ func (c *SpanChannelOut) AddBlock(block *types.Block) (*rollup.L1BlockInfo, erro
 	}
 	if c.full == nil || c.blocks == 0 && len(c.sealed) == 0 || uint64(c.comp.out.Len()) == c.cfg.TargetSize {
 		c.blocks++
+		c.current = true
 		return info, nil
 	}
 	// Overshot: take the block back out and restore the previous body.
 	c.span.restore(m)
-	if err := c.compress(); err != nil {
+	if had {
+		c.comp.out.Reset()
+		c.comp.out.Write(c.prev)
+		c.lastRLP = c.rlpLen()
+	} else if err := c.compress(); err != nil {
 		return info, err
 	}
+	c.current = true
 	return info, c.full
 }
 
-// Close compresses the channel for output unless a full channel already did.
+// Close compresses the channel for output unless the body already holds every block
+// (a full channel, or the last block was a trial that fit).
 func (c *SpanChannelOut) Close() error {
 	if c.closed {
 		return ErrChannelClosed
 	}
 	c.closed = true
-	if c.full == nil {
+	if c.full == nil && !c.current {
 		if err := c.compress(); err != nil {
 			return err
 		}
