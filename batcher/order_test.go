@@ -17,7 +17,7 @@ import (
 // counts their blocks as pending.
 func TestNoncesFollowChannelOrderWhenProofsFinishReversed(t *testing.T) {
 	e := startEnv(t)
-	ctx := testCtx(t, 120*time.Second)
+	ctx := testCtx(t, 180*time.Second) // the race detector slows the blob proofs many times
 	e.sendL2Txs(ctx, 2)
 	cfg := e.config(batcher.DABlobs)
 	cfg.MaxPendingTx = 4
@@ -90,9 +90,9 @@ func TestNoncesFollowChannelOrderWhenProofsFinishReversed(t *testing.T) {
 	}
 	letGo()
 	// The four held channels and a few after them.
-	e.waitL2(ctx, 14)
-	e.waitSafe(ctx, 12)
-	kinds, dups := e.waitPosted(ctx, 12)
+	e.waitL2(ctx, 10)
+	e.waitSafe(ctx, 8)
+	kinds, dups := e.waitPosted(ctx, 8)
 	if dups != 0 {
 		t.Fatalf("%d blocks posted more than once (blocks by DA: %v)", dups, kinds)
 	}
