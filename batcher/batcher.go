@@ -78,6 +78,10 @@ type Batcher struct {
 	scMu    sync.Mutex
 	scCache map[string]*types.BlobTxSidecar // by TxData ID: see sidecar
 
+	// beforeSidecar, when set, runs at the start of every sidecar build: tests delay
+	// proof building per transaction with it.
+	beforeSidecar func(txID string)
+
 	rawBlocksOff bool // the L2 client lacks debug_getRawBlock: blocks come as JSON
 
 	rpcSrv *http.Server
@@ -179,8 +183,12 @@ func New(ctx context.Context, cfg Config, codec Codec) (*Batcher, error) {
 type Status struct {
 	// DA is where the next channel goes: calldata, blobs or altda.
 	DA string
-	// PendingBlocks are loaded L2 blocks not yet in a submitted channel; PendingBytes
-	// their size.
+	// PendingBlocks are the loaded L2 blocks not yet on L1 in full: in the open
+	// channel, in a closed channel with a frame not yet sent, or sent and not yet
+	// confirmed (NumConfirmations deep), and blocks not yet in any channel. Blocks of a
+	// channel whose every frame is confirmed are left out, though they stay loaded
+	// until the rollup node reports them safe. PendingBytes is their size: the
+	// transactions' encoded bytes, deposits excluded; the throttle acts on it.
 	PendingBlocks int
 	PendingBytes  int
 	// AltDAAvoided is set while an AltDA batcher stays on Ethereum DA after a 503.
@@ -554,9 +562,15 @@ func (b *Batcher) publish(ctx context.Context, results chan<- result, sends *syn
 		}
 		inflight[blob]++
 		sends.Add(1)
+		// The nonce order is fixed here, in channel order: each send builds its
+		// sidecar (or stores its frame on the DA server) in parallel with the others,
+		// and one that finishes early waits for the earlier slots to take their nonces.
+		// Nonces in finishing order would land later frames first, and the node drops
+		// a span batch from the future.
+		slot := b.tx.Slot()
 		go func() {
 			defer sends.Done()
-			r := b.send(ctx, td)
+			r := b.send(ctx, td, slot)
 			select {
 			case results <- r:
 			case <-ctx.Done():
@@ -565,7 +579,8 @@ func (b *Batcher) publish(ctx context.Context, results chan<- result, sends *syn
 	}
 }
 
-func (b *Batcher) send(ctx context.Context, td channels.TxData) result {
+func (b *Batcher) send(ctx context.Context, td channels.TxData, slot *txmgr.Slot) result {
+	defer slot.Pass() // a send that ends before SendIn lets the later ones go on
 	r := result{id: td.ID, da: td.DA}
 	var cand txmgr.Candidate
 	cand.To = b.rcfg.BatchInboxAddress
@@ -594,7 +609,7 @@ func (b *Batcher) send(ctx context.Context, td channels.TxData) result {
 	for _, f := range td.Frames {
 		r.bytes += len(f.Bytes) + 1
 	}
-	r.receipt, r.err = b.tx.Send(ctx, cand)
+	r.receipt, r.err = b.tx.SendIn(ctx, slot, cand)
 	return r
 }
 
@@ -603,6 +618,9 @@ func (b *Batcher) send(ctx context.Context, td channels.TxData) result {
 // send that failed (an L1 outage, a nonce taken) puts its frames back, and proving
 // them again would cost hundreds of milliseconds of CPU a blob each time.
 func (b *Batcher) sidecar(td channels.TxData) (*types.BlobTxSidecar, error) {
+	if b.beforeSidecar != nil {
+		b.beforeSidecar(td.ID)
+	}
 	blobs := make([]kzg4844.Blob, len(td.Frames))
 	for i, f := range td.Frames {
 		blob, err := b.codec.EncodeBlob(f.FrameData())

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"io"
 	"math/big"
+	"runtime"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ethereum/go-ethereum/core/types"
 
@@ -167,9 +170,80 @@ func TestChannelsCloseWhenFull(t *testing.T) {
 	if got := readChannels(t, tds); !equalU64(got, wantTimes(blocks)) {
 		t.Fatalf("channels carry blocks %v, want %v", got, wantTimes(blocks))
 	}
-	if m.Pending() != 0 {
-		t.Fatalf("%d blocks left out", m.Pending())
+	// Every block is in a channel, none is on L1 yet.
+	if m.Pending() != len(blocks) {
+		t.Fatalf("%d blocks pending before any confirmation, want %d", m.Pending(), len(blocks))
 	}
+	for _, td := range tds {
+		m.TxConfirmed(td.ID, eth.BlockID{Number: 5})
+	}
+	if m.Pending() != 0 || m.PendingBytes() != 0 {
+		t.Fatalf("%d blocks (%d bytes) pending after every frame was confirmed", m.Pending(), m.PendingBytes())
+	}
+}
+
+// Pending counts the blocks not yet on L1 in full: those in the open channel, in a
+// closed channel with frames unsent or unconfirmed; it drops a channel's blocks once its
+// last frame is confirmed. PendingBytes is their transactions' size.
+func TestPendingCountsBlocksUntilTheirChannelIsConfirmed(t *testing.T) {
+	m := newTestManager(t, 300, 40, 0) // room for the six blocks in one channel of several frames
+	blocks := testBlocks(9, 3)
+	m.Clear(eth.BlockID{Number: 3})
+	size := func(bs []*types.Block) int {
+		n := 0
+		for _, b := range bs {
+			for _, tx := range b.Transactions() {
+				if tx.Type() != types.DepositTxType {
+					n += int(tx.Size())
+				}
+			}
+		}
+		return n
+	}
+	check := func(what string, want []*types.Block) {
+		t.Helper()
+		if m.Pending() != len(want) || m.PendingBytes() != size(want) {
+			t.Fatalf("%s: %d blocks (%d bytes) pending, want %d (%d bytes)", what, m.Pending(), m.PendingBytes(), len(want), size(want))
+		}
+	}
+	addAll(t, m, blocks[:6])
+	if err := m.Step(eth.L1BlockRef{Number: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if m.OpenChannels() != 1 {
+		t.Fatal("no open channel")
+	}
+	if size(blocks[:6]) == 0 {
+		t.Fatal("test blocks carry no transactions")
+	}
+	check("in the open channel", blocks[:6])
+	if err := m.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	check("closed, nothing sent", blocks[:6])
+	tds := drain(m)
+	if len(tds) < 2 || tds[0].Channel != tds[len(tds)-1].Channel {
+		t.Fatalf("want one multi-frame channel, got %d transactions", len(tds))
+	}
+	check("sent, none confirmed", blocks[:6])
+	for _, td := range tds[:len(tds)-1] {
+		m.TxConfirmed(td.ID, eth.BlockID{Number: 5})
+	}
+	m.TxFailed(tds[len(tds)-1].ID)
+	check("last frame failed", blocks[:6])
+	last := drain(m)
+	if len(last) != 1 {
+		t.Fatalf("%d transactions resent, want 1", len(last))
+	}
+	addAll(t, m, blocks[6:])
+	if err := m.Step(eth.L1BlockRef{Number: 5}); err != nil {
+		t.Fatal(err)
+	}
+	check("old channel in flight, new one open", blocks)
+	m.TxConfirmed(last[0].ID, eth.BlockID{Number: 6})
+	check("old channel confirmed", blocks[6:])
+	m.PruneSafe(6)
+	check("old channel safe", blocks[6:])
 }
 
 func TestChannelClosesOnDuration(t *testing.T) {
@@ -372,4 +446,72 @@ func TestBatchTypeSettings(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Once a channel is closed and framed, the manager lets go of its builder (and with it
+// the compressor, over a megabyte at zlib's best level) while the frames wait for their
+// confirmations: the garbage collector frees it. The open channel's builder is kept.
+func TestClosedChannelBuilderIsFreed(t *testing.T) {
+	rcfg := testRollup()
+	var opened, freed atomic.Int32
+	s := ChannelSettings{TargetNumFrames: 4, Compression: "zlib", BatchType: SpanBatchType}
+	m := channels.New(channels.Config{
+		Rollup: rcfg, SubSafetyMargin: 10,
+		NewChannelOut: func(p channels.Plan) (channels.ChannelOut, error) {
+			out, err := newChannelOut(rcfg, p, s)
+			if err == nil {
+				opened.Add(1)
+				runtime.AddCleanup(out.(*channelOut), func(struct{}) { freed.Add(1) }, struct{}{})
+			}
+			return out, err
+		},
+		Plan: func() channels.Plan {
+			return channels.Plan{DA: channels.Calldata, MaxFrameSize: 100_000, FramesPerTx: 1}
+		},
+	})
+	m.Clear(eth.BlockID{Number: 3})
+	blocks := testBlocks(6, 3)
+	for _, b := range blocks[:3] {
+		if err := m.AddBlock(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Step(eth.L1BlockRef{Number: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range blocks[3:] {
+		if err := m.AddBlock(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Step(eth.L1BlockRef{Number: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if opened.Load() != 2 {
+		t.Fatalf("%d channels opened, want 2", opened.Load())
+	}
+	// The closed channel's frames are not even sent: the manager still holds the
+	// channel, but not its builder.
+	deadline := time.Now().Add(10 * time.Second)
+	for freed.Load() == 0 && time.Now().Before(deadline) {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if freed.Load() != 1 {
+		t.Fatalf("%d channel builders freed, want the closed one only", freed.Load())
+	}
+	tds := drain(&managerT{Manager: m})
+	if len(tds) != 1 {
+		t.Fatalf("%d transactions from the closed channel", len(tds))
+	}
+	if got := readChannels(t, tds); !equalU64(got, wantTimes(blocks[:3])) {
+		t.Fatalf("closed channel carries %v", got)
+	}
+	if m.OpenChannels() != 1 {
+		t.Fatal("the open channel is gone")
+	}
+	runtime.KeepAlive(m)
 }

@@ -139,8 +139,8 @@ func (f Frame) FrameData() []byte { return append([]byte{0}, f.Bytes...) }
 type channel struct {
 	id       [16]byte
 	plan     Plan
-	out      ChannelOut
-	firstIdx uint64 // L2 number of its first block
+	out      ChannelOut // nil once the channel is closed and framed
+	firstIdx uint64     // L2 number of its first block
 	blocks   []*types.Block
 	oldest   eth.BlockID // oldest L1 origin
 	latest   eth.BlockID // latest L1 origin
@@ -175,6 +175,7 @@ type Manager struct {
 	blocks  []*types.Block // blocks[0] is the one after the safe head
 	cursor  int            // first block not in a channel
 	origins []eth.BlockID  // L1 origin of each queued block
+	sizes   []int          // non-deposit transaction bytes of each queued block
 
 	channels []*channel // oldest first; the last may be open
 	current  *channel
@@ -198,7 +199,7 @@ func New(cfg Config) *Manager {
 // Clear drops every block and channel; lastOrigin is the L1 origin of the safe head,
 // from which the duration deadline of the next channel counts.
 func (m *Manager) Clear(lastOrigin eth.BlockID) {
-	m.blocks, m.origins, m.cursor = nil, nil, 0
+	m.blocks, m.origins, m.sizes, m.cursor = nil, nil, nil, 0
 	m.channels, m.current = nil, nil
 	m.txs = map[string]*channel{}
 	m.lastSubmittedOrigin = lastOrigin
@@ -221,12 +222,68 @@ func (m *Manager) AddBlock(b *types.Block) error {
 	}
 	m.blocks = append(m.blocks, b)
 	m.origins = append(m.origins, ref.L1Origin)
+	m.sizes = append(m.sizes, txBytes(b))
 	return nil
 }
 
-// Blocks is the number of queued blocks; Pending how many are not in a channel yet.
-func (m *Manager) Blocks() int  { return len(m.blocks) }
-func (m *Manager) Pending() int { return len(m.blocks) - m.cursor }
+// Blocks is the number of queued blocks: loaded after the safe head, whatever their
+// state.
+func (m *Manager) Blocks() int { return len(m.blocks) }
+
+// Pending is the number of queued blocks not yet on L1 in full: blocks not in a
+// channel, in the open channel, and in closed channels with a frame not yet sent or
+// sent and not yet confirmed. Only blocks of channels whose every frame is confirmed
+// (waiting for the node to derive them) are left out. PendingBytes is their size: the
+// transactions' encoded bytes, deposits excluded, as the batch data carries them.
+//
+// Blocks go into the open channel as soon as they are loaded, so the blocks not in
+// any channel are nearly always none: counting only those would read 0 while a long
+// backlog waits for the channel to close or its transactions to confirm.
+func (m *Manager) Pending() int {
+	n, _ := m.pending()
+	return n
+}
+
+// PendingBytes: see Pending. It is the backlog throttling looks at.
+func (m *Manager) PendingBytes() int {
+	_, b := m.pending()
+	return b
+}
+
+func (m *Manager) pending() (blocks, bytes int) {
+	blocks = len(m.blocks)
+	for _, sz := range m.sizes {
+		bytes += sz
+	}
+	if blocks == 0 {
+		return 0, 0
+	}
+	first := m.blocks[0].NumberU64()
+	for _, c := range m.channels {
+		if !c.fullySubmitted() || len(c.blocks) == 0 {
+			continue
+		}
+		// The channel's blocks still queued (a pruned prefix is gone already).
+		lo := max(c.firstIdx, first)
+		hi := c.firstIdx + uint64(len(c.blocks)) // exclusive
+		for n := lo; n < hi && n-first < uint64(len(m.blocks)); n++ {
+			blocks--
+			bytes -= m.sizes[n-first]
+		}
+	}
+	return blocks, bytes
+}
+
+// txBytes is the size of b's non-deposit transactions.
+func txBytes(b *types.Block) int {
+	n := 0
+	for _, tx := range b.Transactions() {
+		if tx.Type() != types.DepositTxType {
+			n += int(tx.Size())
+		}
+	}
+	return n
+}
 
 // Oldest and Newest are the queued blocks at either end (nil when empty).
 func (m *Manager) Oldest() *types.Block {
@@ -243,20 +300,6 @@ func (m *Manager) Newest() *types.Block {
 	return m.blocks[len(m.blocks)-1]
 }
 
-// PendingBytes is the size of the queued blocks' transactions not yet in a channel,
-// the figure throttling looks at.
-func (m *Manager) PendingBytes() int {
-	n := 0
-	for _, b := range m.blocks[m.cursor:] {
-		for _, tx := range b.Transactions() {
-			if tx.Type() != types.DepositTxType {
-				n += int(tx.Size())
-			}
-		}
-	}
-	return n
-}
-
 // PruneSafe drops the first n blocks (now safe) and every channel whose last block is
 // safe.
 func (m *Manager) PruneSafe(n int) {
@@ -267,7 +310,7 @@ func (m *Manager) PruneSafe(n int) {
 		n = len(m.blocks)
 	}
 	safe := m.blocks[n-1].NumberU64()
-	m.blocks, m.origins = m.blocks[n:], m.origins[n:]
+	m.blocks, m.origins, m.sizes = m.blocks[n:], m.origins[n:], m.sizes[n:]
 	m.cursor = max(0, m.cursor-n)
 	keep := m.channels[:0]
 	for _, c := range m.channels {
@@ -414,6 +457,9 @@ func (m *Manager) closeCurrent(reason string) error {
 			break
 		}
 	}
+	// The frames are all cut: the builder (its compressor alone is over a megabyte at
+	// zlib's best level) is not needed while the frames wait for their confirmations.
+	c.out = nil
 	m.cfg.Events.ChannelClosed(c.plan, reason, len(c.blocks), c.input, c.output)
 	m.log.Info("channel closed", "channel", fmt.Sprintf("%x", c.id), "reason", reason, "da", c.plan.DA,
 		"blocks", len(c.blocks), "first", c.firstIdx, "frames", len(c.frames), "input_bytes", c.input, "output_bytes", c.output)

@@ -154,6 +154,84 @@ type Manager struct {
 	nonce   uint64
 	synced  bool // nonce is valid; false reads it from the chain again
 	pending int
+
+	// Sends take their nonces in the order their slots were handed out (see Slot), not
+	// in the order their candidates are ready: a blob sidecar built slower than a
+	// later one must not let the later transaction take the lower nonce.
+	turnMu    sync.Mutex
+	nextSlot  uint64              // the number the next Slot gets
+	turn      uint64              // the slot whose send may take a nonce now
+	passed    map[uint64]struct{} // slots given up before their turn came
+	turnMoved chan struct{}       // closed and replaced each time turn advances
+}
+
+// Slot is a place in the order in which sends take their nonces. Take it with
+// Manager.Slot where the order is decided, then hand it to SendIn once the candidate is
+// built, or give it up with Pass; every slot must end one way or the other, or the
+// sends behind it wait for ever (until their contexts end).
+type Slot struct {
+	m    *Manager
+	n    uint64
+	once sync.Once
+}
+
+// Slot hands out the next place in the nonce order. It does no I/O.
+func (m *Manager) Slot() *Slot {
+	m.turnMu.Lock()
+	defer m.turnMu.Unlock()
+	s := &Slot{m: m, n: m.nextSlot}
+	m.nextSlot++
+	return s
+}
+
+// Pass gives the slot up without taking a nonce (the candidate was never built, or goes
+// elsewhere); the sends behind it go on. Passing a used slot does nothing.
+func (s *Slot) Pass() { s.once.Do(func() { s.m.endTurn(s.n) }) }
+
+// endTurn marks slot n done: the turn moves past it and every passed slot after it.
+func (m *Manager) endTurn(n uint64) {
+	m.turnMu.Lock()
+	defer m.turnMu.Unlock()
+	if n != m.turn {
+		if m.passed == nil {
+			m.passed = map[uint64]struct{}{}
+		}
+		m.passed[n] = struct{}{}
+		return
+	}
+	m.turn++
+	for {
+		if _, ok := m.passed[m.turn]; !ok {
+			break
+		}
+		delete(m.passed, m.turn)
+		m.turn++
+	}
+	if m.turnMoved != nil {
+		close(m.turnMoved)
+		m.turnMoved = nil
+	}
+}
+
+// waitTurn blocks until slot n may take a nonce, or ctx ends.
+func (m *Manager) waitTurn(ctx context.Context, n uint64) error {
+	for {
+		m.turnMu.Lock()
+		if m.turn == n {
+			m.turnMu.Unlock()
+			return nil
+		}
+		if m.turnMoved == nil {
+			m.turnMoved = make(chan struct{})
+		}
+		ch := m.turnMoved
+		m.turnMu.Unlock()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
 }
 
 // New returns a manager for the account of cfg.Key.
@@ -365,14 +443,25 @@ func classifySend(err error) publishResult {
 }
 
 // Send publishes c and waits until it is NumConfirmations deep. It retries until it
-// succeeds, ctx ends, or the nonce is consumed by another transaction.
+// succeeds, ctx ends, or the nonce is consumed by another transaction. Concurrent sends
+// take nonces in no set order; SendIn orders them.
 func (m *Manager) Send(ctx context.Context, c Candidate) (*types.Receipt, error) {
+	return m.SendIn(ctx, m.Slot(), c)
+}
+
+// SendIn is Send taking its nonce in slot's turn: after every send of an earlier slot
+// has taken its nonce or passed. The slot is used up when SendIn returns.
+func (m *Manager) SendIn(ctx context.Context, slot *Slot, c Candidate) (*types.Receipt, error) {
+	defer slot.Pass()
 	gas, err := Gas(c.Data)
 	if err != nil {
 		return nil, err
 	}
 	if c.Sidecar != nil && len(c.Sidecar.Blobs) == 0 {
 		return nil, errors.New("txmgr: blob transaction without blobs")
+	}
+	if err := m.waitTurn(ctx, slot.n); err != nil {
+		return nil, err
 	}
 	var nonce uint64
 	for {
@@ -384,6 +473,7 @@ func (m *Manager) Send(ctx context.Context, c Candidate) (*types.Receipt, error)
 			return nil, err
 		}
 	}
+	slot.Pass() // the nonce is taken: the next slot's turn
 	s := &send{m: m, c: c, nonce: nonce, gas: gas}
 	r, err := s.run(ctx)
 	m.release(err == nil)

@@ -438,3 +438,53 @@ func TestSidecarVersions(t *testing.T) {
 		}
 	}
 }
+
+// Sends take nonces in the order of their slots, whatever order they call SendIn in; a
+// passed slot takes none and holds nobody up, and a send whose context ends while it
+// waits for its turn gives the turn on.
+func TestSlotsOrderNonces(t *testing.T) {
+	l1 := startL1(t, 100*time.Millisecond)
+	m := newManager(t, l1.client, l1.L1, nil)
+	ctx := ctxT(t, 30*time.Second)
+	slots := []*txmgr.Slot{m.Slot(), m.Slot(), m.Slot(), m.Slot(), m.Slot()}
+	// Slot 3's send gives up while it waits behind slot 0.
+	cctx, cancel := context.WithCancel(ctx)
+	cancelled := make(chan error, 1)
+	go func() {
+		_, err := m.SendIn(cctx, slots[3], txmgr.Candidate{To: inbox, Data: []byte{3}})
+		cancelled <- err
+	}()
+	cancel()
+	if err := <-cancelled; !errors.Is(err, context.Canceled) {
+		t.Fatalf("a send cancelled while waiting its turn: %v", err)
+	}
+	slots[1].Pass()
+	type sent struct {
+		slot int
+		r    *types.Receipt
+		err  error
+	}
+	results := make(chan sent, 3)
+	for _, i := range []int{4, 2, 0} { // the last slot first
+		go func() {
+			r, err := m.SendIn(ctx, slots[i], txmgr.Candidate{To: inbox, Data: []byte{byte(i)}})
+			results <- sent{i, r, err}
+		}()
+		time.Sleep(50 * time.Millisecond) // only to make the reverse order likely; the check holds either way
+	}
+	nonces := map[int]uint64{}
+	for range 3 {
+		s := <-results
+		if s.err != nil {
+			t.Fatalf("slot %d: %v", s.slot, s.err)
+		}
+		tx, _, err := l1.client.TransactionByHash(ctx, s.r.TxHash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nonces[s.slot] = tx.Nonce()
+	}
+	if nonces[2] != nonces[0]+1 || nonces[4] != nonces[2]+1 {
+		t.Fatalf("nonces by slot: %v", nonces)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 
 	"github.com/ethereum/go-ethereum/core/types"
@@ -60,7 +61,8 @@ type ChannelOut interface {
 	// Close ends the channel; the rest of the data can then be output.
 	Close() error
 	// OutputFrame takes the next frame of at most maxSize encoded bytes; the frame
-	// with IsLast set ends a closed channel.
+	// with IsLast set ends a closed channel (a span channel answers io.EOF after it,
+	// having let go of its body).
 	OutputFrame(maxSize int) (Frame, error)
 }
 
@@ -182,8 +184,13 @@ type SpanChannelOut struct {
 	span    *SpanBatchBuilder
 	sealed  []byte // RLP of span batches completed under MaxBlocksPerSpanBatch
 	blocks  int
-	comp    *compressor
-	lastRLP int // RLP size the current body was compressed from
+	comp    *compressor // nil once the last frame is out
+	lastRLP int         // RLP size the current body was compressed from
+	input   int         // InputBytes once closed: the span builder is gone then
+	// current: the body is the compression of exactly the blocks taken so far, so
+	// Close, or taking back a block that overshot, need not compress them again.
+	current bool
+	prev    []byte // the body before the trial with the block being added
 	full    error
 	closed  bool
 	frames  framer
@@ -203,18 +210,34 @@ func NewSpanChannelOut(cfg ChannelOutConfig) (*SpanChannelOut, error) {
 		frames: framer{id: cfg.ID}}, nil
 }
 
-func (c *SpanChannelOut) ID() ChannelID   { return c.cfg.ID }
-func (c *SpanChannelOut) Blocks() int     { return c.blocks }
-func (c *SpanChannelOut) FullErr() error  { return c.full }
-func (c *SpanChannelOut) InputBytes() int { return c.rlpLen() }
+func (c *SpanChannelOut) ID() ChannelID  { return c.cfg.ID }
+func (c *SpanChannelOut) Blocks() int    { return c.blocks }
+func (c *SpanChannelOut) FullErr() error { return c.full }
+
+// InputBytes is the uncompressed RLP size of the channel.
+func (c *SpanChannelOut) InputBytes() int {
+	if c.span == nil {
+		return c.input
+	}
+	return c.rlpLen()
+}
 
 // ReadyBytes is zero until the channel is full or closed: before that the body is only
 // a trial compression that the next block replaces.
 func (c *SpanChannelOut) ReadyBytes() int {
-	if c.closed || c.full != nil {
+	if c.comp != nil && (c.closed || c.full != nil) {
 		return c.comp.out.Len()
 	}
 	return 0
+}
+
+// release drops what only building needed once the channel is closed: the compressor's
+// writer (some 1.3 MB of zlib state at its best level), the span builder and the RLP
+// scratch. The body stays until its last frame is out.
+func (c *SpanChannelOut) release() {
+	c.input = c.rlpLen()
+	c.span, c.sealed, c.scratch, c.prev = nil, nil, nil, nil
+	c.comp.w, c.comp.zw, c.comp.bw = nil, nil, nil
 }
 
 func (c *SpanChannelOut) rlpLen() int {
@@ -242,6 +265,7 @@ func (c *SpanChannelOut) rlp() ([]byte, error) {
 }
 
 func (c *SpanChannelOut) compress() error {
+	c.current = false
 	data, err := c.rlp()
 	if err != nil {
 		return err
@@ -276,6 +300,7 @@ func (c *SpanChannelOut) AddBlock(block *types.Block) (*rollup.L1BlockInfo, erro
 		c.span.Reset()
 	}
 	m := c.span.mark()
+	had := c.current
 	if err := c.span.AppendBlock(block.ParentHash(), info.Number, info.BlockHash, block.Time(), info.SequenceNumber, txs); err != nil {
 		return info, err
 	}
@@ -283,8 +308,11 @@ func (c *SpanChannelOut) AddBlock(block *types.Block) (*rollup.L1BlockInfo, erro
 	if uint64(rlpLen) > c.cfg.MaxRLPBytes {
 		c.span.restore(m)
 		c.full = fmt.Errorf("%w: %w: %d bytes, max %d", ErrChannelFull, ErrTooManyRLPBytes, rlpLen, c.cfg.MaxRLPBytes)
-		if err := c.compress(); err != nil {
-			return info, err
+		if !had {
+			if err := c.compress(); err != nil {
+				return info, err
+			}
+			c.current = true
 		}
 		return info, c.full
 	}
@@ -292,7 +320,13 @@ func (c *SpanChannelOut) AddBlock(block *types.Block) (*rollup.L1BlockInfo, erro
 	// that bound reaches the target.
 	if uint64(c.comp.out.Len()+rlpLen-c.lastRLP) < c.cfg.TargetSize {
 		c.blocks++
+		c.current = false
 		return info, nil
+	}
+	if had {
+		// Kept in case the block overshoots: restoring it is a copy, not a pass of the
+		// compressor over the whole channel.
+		c.prev = append(c.prev[:0], c.comp.out.Bytes()...)
 	}
 	if err := c.compress(); err != nil {
 		c.span.restore(m)
@@ -300,34 +334,51 @@ func (c *SpanChannelOut) AddBlock(block *types.Block) (*rollup.L1BlockInfo, erro
 	}
 	if c.full == nil || c.blocks == 0 && len(c.sealed) == 0 || uint64(c.comp.out.Len()) == c.cfg.TargetSize {
 		c.blocks++
+		c.current = true
 		return info, nil
 	}
 	// Overshot: take the block back out and restore the previous body.
 	c.span.restore(m)
-	if err := c.compress(); err != nil {
+	if had {
+		c.comp.out.Reset()
+		c.comp.out.Write(c.prev)
+		c.lastRLP = c.rlpLen()
+	} else if err := c.compress(); err != nil {
 		return info, err
 	}
+	c.current = true
 	return info, c.full
 }
 
-// Close compresses the channel for output unless a full channel already did.
+// Close compresses the channel for output unless the body already holds every block
+// (a full channel, or the last block was a trial that fit).
 func (c *SpanChannelOut) Close() error {
 	if c.closed {
 		return ErrChannelClosed
 	}
 	c.closed = true
-	if c.full != nil {
-		return nil
+	if c.full == nil && !c.current {
+		if err := c.compress(); err != nil {
+			return err
+		}
 	}
-	return c.compress()
+	c.release()
+	return nil
 }
 
 // OutputFrame takes the next frame of the compressed body.
 func (c *SpanChannelOut) OutputFrame(maxSize int) (Frame, error) {
+	if c.comp == nil {
+		return Frame{}, io.EOF
+	}
 	body := &c.comp.out
 	if !c.closed && c.full == nil {
 		// Nothing is final yet.
 		body = new(bytes.Buffer)
 	}
-	return c.frames.next(body, c.closed, maxSize)
+	f, err := c.frames.next(body, c.closed, maxSize)
+	if err == nil && f.IsLast {
+		c.comp = nil // the body is all in frames now
+	}
+	return f, err
 }
