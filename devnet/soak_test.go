@@ -153,7 +153,7 @@ type soakSample struct {
 	Errors                  int64
 	Disk                    map[string]uint64
 	CPU                     time.Duration // the process's user and system time so far
-	BatcherPending          int           // L2 blocks the batcher holds not yet in a submitted channel
+	BatcherPending          int           // L2 blocks the batcher holds not yet on L1 in full
 }
 
 // writeHeapProfile writes the in-use heap to dir/heap-<name>.pprof (for go tool pprof
