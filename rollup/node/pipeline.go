@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 
 	"github.com/opkit/opkit/eth"
@@ -61,6 +62,13 @@ type Pipeline struct {
 	// pending holds attributes the engine has not taken yet (a temporary failure, or
 	// the deposits-only replacement of an invalid payload), tried again next step.
 	pending *engine.Derived
+
+	// Finality is tried once per L1 block derivation reads from, not per derived block
+	// (each try reads two L1 headers, and every block concludes under Holocene), and
+	// again when derivation goes idle: finalizeTriedAt is the L1 block derivation was
+	// reading at the last try, finalizeDue that safe moved since.
+	finalizeTriedAt eth.BlockID
+	finalizeDue     bool
 }
 
 // NewPipeline returns the derivation side of a node: d's attributes go to eng, resets
@@ -133,8 +141,17 @@ func (p *Pipeline) Step(ctx context.Context) error {
 		if p.managed != nil {
 			err = p.managed.afterNext(err)
 		}
+		if errors.Is(err, io.EOF) && p.finalizeDue && p.managed == nil {
+			p.tryFinalizeDerived(ctx, p.d.Origin().ID())
+		}
 		if err != nil {
 			return err
+		}
+		if p.managed != nil {
+			// Managed mode still raises local-safe at the end of each batch only, as
+			// before: the supervisor's handling of per-block local-safe under span
+			// batches is not settled yet (see docs/node.md, Heads).
+			a.Concluding = a.LastInSpan
 		}
 		p.pending = a
 	}
@@ -151,11 +168,20 @@ func (p *Pipeline) Step(ctx context.Context) error {
 	} else if a.Concluding {
 		p.fin.OnSafe(ref, a.DerivedFrom)
 		p.safeHeads.Update(ref, a.DerivedFrom.ID())
-		if err := p.tryFinalize(ctx); err != nil {
-			p.log.Warn("failed to finalize L2 blocks", "err", err)
+		p.finalizeDue = true
+		if a.DerivedFrom.ID() != p.finalizeTriedAt {
+			p.tryFinalizeDerived(ctx, a.DerivedFrom.ID())
 		}
 	}
 	return nil
+}
+
+// tryFinalizeDerived tries to finalize what derivation made safe, reading L1 block from.
+func (p *Pipeline) tryFinalizeDerived(ctx context.Context, from eth.BlockID) {
+	p.finalizeTriedAt, p.finalizeDue = from, false
+	if err := p.tryFinalize(ctx); err != nil {
+		p.log.Warn("failed to finalize L2 blocks", "err", err)
+	}
 }
 
 // onEngineError maps an engine failure on derived attributes to a pipeline outcome.
@@ -213,6 +239,7 @@ func (p *Pipeline) reset(ctx context.Context) error {
 	}
 	p.fin.Reset()
 	p.safeHeads.Reset(heads.Safe)
+	p.finalizeTriedAt, p.finalizeDue = eth.BlockID{}, false
 	p.log.Info("derivation reset", "unsafe", heads.Unsafe.ID(), "safe", heads.Safe.ID(), "finalized", heads.Finalized.ID(), "origin", p.d.Origin().ID())
 	return nil
 }

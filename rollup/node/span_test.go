@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/core/types"
 
+	"github.com/opkit/opkit/eth"
 	"github.com/opkit/opkit/rollup/batch"
 	"github.com/opkit/opkit/rollup/derive"
 	"github.com/opkit/opkit/rollup/derive/derivetest"
@@ -49,7 +51,14 @@ func TestSpanBatchBlocksAreLocalSafeOneByOne(t *testing.T) {
 	t.Cleanup(l1src.Close)
 	dv := derive.New(r.cfg, r.l1.ChainConfig(), derive.Deps{L1: l1src, Data: data, L2: r.ver, Log: quietLog()})
 	m := &countingMetrics{derived: map[string]int{}}
-	p := node.NewPipeline(r.cfg, node.NewDeriver(dv), r.ver, node.NewL1Refs(r.l1c, 5*time.Second), m, quietLog())
+	refs := &countingRefs{L1Refs: node.NewL1Refs(r.l1c, 5*time.Second)}
+	p := node.NewPipeline(r.cfg, node.NewDeriver(dv), r.ver, refs, m, quietLog())
+	// L1 final up to block 10: every block derived from block 6 may become final.
+	fin, err := l1src.L1BlockRefByNumber(r.ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.OnL1Finalized(r.ctx, fin)
 
 	prev := r.ver.State().PendingSafe
 	deadline := time.Now().Add(time.Minute)
@@ -86,4 +95,36 @@ func TestSpanBatchBlocksAreLocalSafeOneByOne(t *testing.T) {
 	if m.derived["appended"] != n {
 		t.Fatalf("outcomes %v", m.derived)
 	}
+	// Finality is tried once for the L1 block the span came from, not once per block
+	// (each try reads L1 twice), and again when derivation goes idle at the L1 head.
+	if got := refs.byNumber; got > 4 {
+		t.Fatalf("%d L1 reads by number for finality while deriving %d blocks from one L1 block", got, n)
+	}
+	deadline = time.Now().Add(time.Minute)
+	for {
+		err := p.Step(r.ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil && !errors.Is(err, derive.ErrNotEnoughData) {
+			t.Fatalf("step: %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("derivation never went idle")
+		}
+	}
+	if h := r.ver.State(); h.Finalized != prev {
+		t.Fatalf("finalized %d once idle, want the span's last block %d (derived from L1 6, L1 final up to 10)", h.Finalized.Number, prev.Number)
+	}
+}
+
+// countingRefs counts L1 reads by number.
+type countingRefs struct {
+	node.L1Refs
+	byNumber int
+}
+
+func (c *countingRefs) L1BlockRefByNumber(ctx context.Context, n uint64) (eth.L1BlockRef, error) {
+	c.byNumber++
+	return c.L1Refs.L1BlockRefByNumber(ctx, n)
 }
