@@ -27,9 +27,6 @@ type Derived struct {
 	// Concluding: local-safe and safe move to this block; otherwise only pending-safe
 	// does. Under Holocene derivation sets it on every block (derive.Attributes).
 	Concluding bool
-	// LastInSpan: the block ends its batch (a singular batch, a span batch's last block,
-	// a forced empty block).
-	LastInSpan bool
 	// DepositsOnly marks attributes with nothing but deposits: a forced empty batch or
 	// the replacement of an invalid payload. If these fail, nothing can replace them.
 	DepositsOnly bool

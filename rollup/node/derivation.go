@@ -31,7 +31,6 @@ func (a derivation) Next(ctx context.Context, safe eth.L2BlockRef) (*engine.Deri
 		Attrs:        at.Payload,
 		DerivedFrom:  at.DerivedFrom,
 		Concluding:   at.Concluding,
-		LastInSpan:   at.IsLastInSpan,
 		DepositsOnly: at.DepositsOnly,
 	}, nil
 }

@@ -147,12 +147,6 @@ func (p *Pipeline) Step(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if p.managed != nil {
-			// Managed mode still raises local-safe at the end of each batch only, as
-			// before: the supervisor's handling of per-block local-safe under span
-			// batches is not settled yet (see docs/node.md, Heads).
-			a.Concluding = a.LastInSpan
-		}
 		p.pending = a
 	}
 	a := p.pending
