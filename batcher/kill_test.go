@@ -7,13 +7,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"math/big"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,31 +17,11 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/opkit/opkit/devnet"
+	"github.com/opkit/opkit/internal/proctest"
 	"github.com/opkit/opkit/rollup/batch"
 )
 
-// buildOpkit builds the opkit binary into a temporary directory.
-func buildOpkit(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "opkit")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/opkit/opkit/cmd/opkit").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build ./cmd/opkit: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// batcherProcess is `opkit batcher` running as a child process.
-type batcherProcess struct {
-	cmd  *exec.Cmd
-	log  *os.File
-	done chan struct{}
-	err  error
-}
-
-func (e *env) startBatcherProcess(bin string, args ...string) *batcherProcess {
+func (e *env) startBatcherProcess(bin string, args ...string) *proctest.Process {
 	e.t.Helper()
 	key := hex.EncodeToString(crypto.FromECDSA(devnet.DevAccounts(2)[1].Key))
 	all := append([]string{"--log.level=info", "batcher",
@@ -54,52 +29,7 @@ func (e *env) startBatcherProcess(bin string, args ...string) *batcherProcess {
 		"--private-key=" + key, "--data-availability-type=calldata", "--num-confirmations=1",
 		"--poll-interval=100ms", "--txmgr.receipt-query-interval=50ms", "--throttle.unsafe-da-bytes-lower-threshold=0",
 		"--rpc.port=0", "--metrics.port=0"}, args...)
-	logFile, err := os.CreateTemp(e.t.TempDir(), "batcher-*.log")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	p := &batcherProcess{cmd: exec.Command(bin, all...), log: logFile, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	e.t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		if e.t.Failed() {
-			out, _ := os.ReadFile(logFile.Name())
-			e.t.Logf("batcher process (pid %d) output:\n%s", p.cmd.Process.Pid, out)
-		}
-	})
-	return p
-}
-
-// kill sends SIGKILL and waits for the process to end by it.
-func (p *batcherProcess) kill(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-p.done
-	var ee *exec.ExitError
-	if !errors.As(p.err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-		t.Fatalf("batcher process ended with %v, not by SIGKILL", p.err)
-	}
-}
-
-// exited fails the test when the process ended on its own.
-func (p *batcherProcess) exited() error {
-	select {
-	case <-p.done:
-		return fmt.Errorf("batcher process exited: %v", p.err)
-	default:
-		return nil
-	}
+	return proctest.Start(e.t, "opkit batcher", bin, all...)
 }
 
 // startL2Data sends, once an L2 block, a transaction carrying size random bytes, so the
@@ -184,7 +114,7 @@ func (e *env) channelsOnL1(ctx context.Context) (map[batch.ChannelID]*channelSta
 
 // waitOpenChannel waits until L1 holds some frames of a channel, not in known, without
 // its last frame: a channel the batcher is in the middle of posting.
-func (e *env) waitOpenChannel(ctx context.Context, p *batcherProcess, known map[batch.ChannelID]bool) batch.ChannelID {
+func (e *env) waitOpenChannel(ctx context.Context, p *proctest.Process, known map[batch.ChannelID]bool) batch.ChannelID {
 	e.t.Helper()
 	for {
 		chans, err := e.channelsOnL1(ctx)
@@ -196,7 +126,7 @@ func (e *env) waitOpenChannel(ctx context.Context, p *batcherProcess, known map[
 				return id
 			}
 		}
-		if err := p.exited(); err != nil {
+		if err := p.Exited(); err != nil {
 			e.t.Fatal(err)
 		}
 		select {
@@ -212,7 +142,7 @@ func (e *env) waitOpenChannel(ctx context.Context, p *batcherProcess, known map[
 // of the channel can land. It returns the channel, still incomplete on L1, with sends
 // refused; if the channel completed meanwhile it lets sends through and waits for the
 // next one.
-func (e *env) holdMidChannel(ctx context.Context, p *batcherProcess, known map[batch.ChannelID]bool) (batch.ChannelID, int) {
+func (e *env) holdMidChannel(ctx context.Context, p *proctest.Process, known map[batch.ChannelID]bool) (batch.ChannelID, int) {
 	e.t.Helper()
 	from := devnet.DevAccounts(2)[1].Address
 	for {
@@ -252,7 +182,7 @@ func (e *env) holdMidChannel(ctx context.Context, p *batcherProcess, known map[b
 // posted exactly once: the killed channel's blocks went out again in a new channel,
 // none twice, none skipped.
 func TestProcessKilledMidChannelAndL1Outage(t *testing.T) {
-	bin := buildOpkit(t)
+	bin := proctest.BuildOpkit(t)
 	e := startEnv(t)
 	ctx := testCtx(t, 3*time.Minute)
 	stopData := e.startL2Data(700)
@@ -265,7 +195,7 @@ func TestProcessKilledMidChannelAndL1Outage(t *testing.T) {
 	e.waitSafe(ctx, 3)
 	known := map[batch.ChannelID]bool{}
 	killed, onL1 := e.holdMidChannel(ctx, first, known)
-	first.kill(t)
+	first.Kill(t)
 	st, err := e.syncStatus(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -298,7 +228,7 @@ func TestProcessKilledMidChannelAndL1Outage(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitSafe(ctx, st.UnsafeL2.Number)
-	if err := second.exited(); err != nil {
+	if err := second.Exited(); err != nil {
 		t.Fatal(err)
 	}
 	kinds, dups := e.waitPosted(ctx, st.UnsafeL2.Number)

@@ -3,10 +3,7 @@
 package node_test
 
 import (
-	"bufio"
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,31 +14,13 @@ import (
 
 	"github.com/opkit/opkit/devnet"
 	"github.com/opkit/opkit/eth"
+	"github.com/opkit/opkit/internal/proctest"
 	"github.com/opkit/opkit/rollup/clock"
 )
 
-// buildOpkit builds the opkit binary, so that the supervisor runs as a process of its
-// own and can be killed like one.
-func buildOpkit(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "opkit")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/opkit/opkit/cmd/opkit").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build ./cmd/opkit: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// supervisorProcess is `opkit supervisor` running as a child process, logging to a file.
-type supervisorProcess struct {
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{}
-}
-
-func startSupervisorProcess(t *testing.T, bin string, d *devnet.InteropDevnet, dataDir string) *supervisorProcess {
+// startSupervisorProcess runs `opkit supervisor` as a child process managing every node of d,
+// its database in dataDir, so that it can be killed like one.
+func startSupervisorProcess(t *testing.T, bin string, d *devnet.InteropDevnet, dataDir string) *proctest.Process {
 	t.Helper()
 	args := []string{"--log.level=info", "supervisor",
 		"--l1=" + d.L1.HTTPEndpoint(), "--dependency-set=" + d.DependencySetPath, "--datadir=" + dataDir,
@@ -49,67 +28,7 @@ func startSupervisorProcess(t *testing.T, bin string, d *devnet.InteropDevnet, d
 	for _, c := range d.Chains {
 		args = append(args, "--node="+c.Node.InteropEndpoint(), "--jwt-secret="+c.SecretPath)
 	}
-	logFile, err := os.CreateTemp(t.TempDir(), "supervisor-*.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close() // the child holds its own descriptor
-	p := &supervisorProcess{cmd: exec.Command(bin, args...), logPath: logFile.Name(), done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start opkit supervisor: %v", err)
-	}
-	go func() {
-		_ = p.cmd.Wait() // killed: the exit status is the signal's
-		close(p.done)
-	}()
-	t.Cleanup(func() { p.kill(t) })
-	return p
-}
-
-// kill sends SIGKILL (os.Process.Kill on Linux): the supervisor gets no chance to flush
-// or close its database.
-func (p *supervisorProcess) kill(t *testing.T) {
-	t.Helper()
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	if err := p.cmd.Process.Kill(); err != nil {
-		t.Errorf("kill opkit supervisor: %v", err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		t.Errorf("opkit supervisor %d did not exit after SIGKILL", p.cmd.Process.Pid)
-	}
-}
-
-// lines returns the lines of the supervisor's log that contain any of subs.
-func (p *supervisorProcess) lines(t *testing.T, subs ...string) []string {
-	t.Helper()
-	f, err := os.Open(p.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		l := strings.ToLower(sc.Text())
-		for _, s := range subs {
-			if strings.Contains(l, s) {
-				out = append(out, sc.Text())
-				break
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return proctest.Start(t, "opkit supervisor", bin, args...)
 }
 
 // crossSafeFloor polls each chain's sync status until stopped and keeps the lowest
@@ -173,7 +92,7 @@ func (w *crossSafeFloor) close() ([]uint64, []error) {
 // to local-safe on both chains and keeps advancing.
 func TestSupervisorProcessKilledAndRestarted(t *testing.T) {
 	// Built before the devnet starts, so that its chains do not run ahead meanwhile.
-	bin := buildOpkit(t)
+	bin := proctest.BuildOpkit(t)
 	d, chains := startInteropWith(t, devnet.InteropConfig{
 		NoSupervisor: true, L1BlockTime: 2 * time.Second, L2BlockTime: 1,
 		Clock: clock.Scaled(time.Now(), interopSpeed(4)), L1PollInterval: 50 * time.Millisecond,
@@ -218,7 +137,7 @@ func TestSupervisorProcessKilledAndRestarted(t *testing.T) {
 	// restarted supervisor decides them from its database and the nodes.
 	a, b := chains[0], chains[1]
 	initR, execR := sendMessage(t, a, b, "across a kill")
-	sup.kill(t)
+	sup.Kill(t)
 	t.Logf("killed the supervisor with the message initiated in 901's block %d and executed in 902's block %d", initR.BlockNumber, execR.BlockNumber)
 
 	// What the nodes hold as cross-safe now is everything the killed supervisor promoted.
@@ -241,13 +160,10 @@ func TestSupervisorProcessKilledAndRestarted(t *testing.T) {
 
 	sup2 := startSupervisorProcess(t, bin, d, dataDir)
 	waitFor(t, 30*time.Second, "the restarted supervisor to open its database and listen", func() bool {
-		select {
-		case <-sup2.done:
-			log, _ := os.ReadFile(sup2.logPath)
-			t.Fatalf("the restarted supervisor exited:\n%s", log)
-		default:
+		if err := sup2.Exited(); err != nil {
+			t.Fatalf("the restarted supervisor: %v:\n%s", err, sup2.Log(t))
 		}
-		return len(sup2.lines(t, "supervisor listening")) > 0
+		return len(sup2.Lines(t, "supervisor listening")) > 0
 	})
 
 	// Cross-safe comes back to local-safe, past where local-safe was at the kill and past
@@ -291,10 +207,10 @@ func TestSupervisorProcessKilledAndRestarted(t *testing.T) {
 	}
 	// The database opened cleanly after the kill: nothing in the restarted supervisor's log
 	// speaks of corruption or a failure to open it.
-	if bad := sup2.lines(t, "corrupt", "supervisor database", "decode ", "pebble"); len(bad) > 0 {
+	if bad := sup2.Lines(t, "corrupt", "supervisor database", "decode ", "pebble"); len(bad) > 0 {
 		t.Errorf("the restarted supervisor's log:\n%s", strings.Join(bad, "\n"))
 	}
-	for _, l := range sup2.lines(t, "level=error") {
+	for _, l := range sup2.Lines(t, "level=error") {
 		t.Logf("restarted supervisor: %s", l)
 	}
 }
