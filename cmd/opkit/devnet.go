@@ -195,20 +195,13 @@ func printDevnet(w io.Writer, dir string, d *devnet.Devnet, parts []*metricsServ
 // logDevnetStatus logs one line at every interval: L1 and L2 heads, the batcher's DA
 // mode and backlog, the collector's window.
 func logDevnetStatus(ctx context.Context, log *slog.Logger, d *devnet.Devnet, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	onEachTick(ctx, every, func() {
 		sctx, cancel := context.WithTimeout(ctx, every)
 		st, err := d.Node.Driver().SyncStatus(sctx)
 		cancel()
 		if err != nil {
 			log.Warn("devnet status", "err", err)
-			continue
+			return
 		}
 		attrs := []any{
 			"l1_head", st.HeadL1.Number, "l1_safe", st.SafeL1.Number, "l1_finalized", st.FinalizedL1.Number,
@@ -224,5 +217,19 @@ func logDevnetStatus(ctx context.Context, log *slog.Logger, d *devnet.Devnet, ev
 			}
 		}
 		log.Info("devnet status", attrs...)
+	})
+}
+
+// onEachTick calls fn at every interval until ctx ends: the devnets' status lines.
+func onEachTick(ctx context.Context, every time.Duration, fn func()) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
+		}
 	}
 }

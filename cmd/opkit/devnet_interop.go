@@ -86,14 +86,7 @@ func printInteropDevnet(w io.Writer, d *devnet.InteropDevnet) {
 
 // logInteropStatus logs each chain's local and cross heads.
 func logInteropStatus(ctx context.Context, log *slog.Logger, d *devnet.InteropDevnet, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	onEachTick(ctx, every, func() {
 		for _, ch := range d.Chains {
 			sctx, cancel := context.WithTimeout(ctx, every)
 			st, err := ch.Node.Driver().SyncStatus(sctx)
@@ -106,5 +99,5 @@ func logInteropStatus(ctx context.Context, log *slog.Logger, d *devnet.InteropDe
 				"local_unsafe", st.UnsafeL2.Number, "cross_unsafe", st.CrossUnsafeL2.Number,
 				"local_safe", st.LocalSafeL2.Number, "cross_safe", st.SafeL2.Number, "finalized", st.FinalizedL2.Number)
 		}
-	}
+	})
 }
