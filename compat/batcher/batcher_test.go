@@ -154,8 +154,13 @@ func TestOpNodeFollowsAltDAFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	setFaults(t, d, `{"primary":{"put":"unavailable"}}`)
-	// While the primary is down the safe head moves on blobs.
-	st, err = vc.WaitSafe(ctx, st.SafeL2.Number+6)
+	// While the primary is down the safe head moves on blobs: past every block the
+	// sequencer had when the fault was set, so past what may have gone to AltDA before it.
+	atFault, err := seq.WaitFor(ctx, "the sequencer's heads", func(*opeth.SyncStatus) bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err = vc.WaitSafe(ctx, max(st.SafeL2.Number+6, atFault.UnsafeL2.Number+2))
 	if err != nil {
 		t.Fatal(err)
 	}
